@@ -1,0 +1,15 @@
+/*
+ * milter_conf.c - the options of the `milter {}` block (struct milter_conf).
+ */
+#include <stddef.h>
+#include "milter_conf.h"
+
+#define O(f) offsetof(struct milter_conf, f)
+const subm_option_t milter_options[] = {
+    { "listen", SUBM_OPT_STR, "inet:8890@127.0.0.1", O(listen), 0, 0, NULL,
+      "libmilter socket: inet:PORT@ADDR, inet6:PORT@ADDR or unix:PATH" },
+    { "timeout", SUBM_OPT_TIME, "5m", O(timeout), 1000, 86400000, NULL,
+      "libmilter's I/O timeout towards the MTA" },
+    { "backlog", SUBM_OPT_INT, "128", O(backlog), 1, 65535, NULL, NULL },
+    SUBM_OPT_END
+};

@@ -1,0 +1,18 @@
+/*
+ * milter_conf.h - the `milter {}` block, as config.c stores it (options in
+ * milter_conf.c). Owned by the milter front-end.
+ */
+#ifndef SUBM_MILTER_CONF_H
+#define SUBM_MILTER_CONF_H
+
+#include <submilter/plugin.h>
+
+struct milter_conf {
+    const char *listen;                 /* libmilter socket spec */
+    long        timeout;                /* ms */
+    long        backlog;
+};
+
+extern const subm_option_t milter_options[];
+
+#endif
