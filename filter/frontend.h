@@ -4,7 +4,8 @@
  * Each front-end declares its options once, as a subm_option_t table like a
  * plugin's (smtp_options, milter_options); config.c reads the `smtp {}` and
  * `milter {}` blocks into these structs. The calls: *_init binds sockets
- * (before privileges are dropped), *_start/*_run serve, *_stop ends.
+ * (before privileges are dropped); the start and run calls serve; the stop
+ * calls end.
  */
 #ifndef SUBM_FRONTEND_H
 #define SUBM_FRONTEND_H

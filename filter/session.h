@@ -153,7 +153,14 @@ struct subm_ctx {
     size_t                   slot;
     subm_stage_t             stage;
     struct reply            *reply;
+    int64_t                  deadline;   /* monotonic ms */
 };
+
+/* api_ctx_init - set up a ctx for one stage (plugin_api.c). Being the one
+ * call of plugin_api.c the core makes, it also ties that file, and so every
+ * subm_* symbol plugins resolve against the executable, into each program. */
+void api_ctx_init(struct subm_ctx *ctx, struct session *s, subm_stage_t stage,
+                  struct reply *reply, int64_t deadline);
 
 /* Parsing of ESMTP parameter text "A=1 B" into an array from pool. */
 int  params_parse(struct pool *pool, const char *text,

@@ -1,0 +1,301 @@
+/*
+ * main.c - the submilter daemon: command line, start-up, signals, reload.
+ *
+ *   submilter [-c FILE] [-f] [-t] [-d] [-V]
+ *
+ * Start-up: load and check the configuration (every plugin loaded and
+ * initialised), publish it, bind the front-ends' sockets, drop privileges,
+ * detach (unless -f), start serving. Signals: SIGUSR1 reloads (and SIGHUP
+ * too when no milter front-end runs: libmilter's own signal thread takes
+ * SIGHUP as "stop", see MILTER-NOTES.md); a bad new configuration is logged
+ * and the running one kept. SIGTERM/SIGINT stop accepting and drain live
+ * sessions for up to shutdown_grace. Policy and protocols live elsewhere.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chain.h"
+#include "config.h"
+#include "frontend.h"
+#include "log.h"
+#include "version.h"
+
+#ifndef DEFAULT_CONFIG
+#define DEFAULT_CONFIG "/etc/submilter/submilter.conf"
+#endif
+
+struct options {
+    const char *file;
+    int         foreground, test, debug, version;
+};
+
+/* usage - the synopsis, to stderr; exit 2. */
+static void usage(void)
+{
+    fprintf(stderr, "usage: submilter [-c FILE] [-f] [-t] [-d] [-V]\n"
+            "  -c FILE  configuration (default %s)\n"
+            "  -f       stay in the foreground, log to stderr as well as syslog\n"
+            "  -t       check the configuration and every plugin's options, exit 0/1\n"
+            "  -d       debug logging\n"
+            "  -V       print version, plugin ABI and library versions\n",
+            DEFAULT_CONFIG);
+    exit(2);
+}
+
+/* parse_args - the command line into opt. */
+static void parse_args(int argc, char **argv, struct options *opt)
+{
+    int c;
+
+    opt->file = DEFAULT_CONFIG;
+    while ((c = getopt(argc, argv, "c:ftdVh")) != -1) {
+        switch (c) {
+        case 'c': opt->file = optarg; break;
+        case 'f': opt->foreground = 1; break;
+        case 't': opt->test = 1; break;
+        case 'd': opt->debug = 1; break;
+        case 'V': opt->version = 1; break;
+        default: usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+}
+
+/* report_stderr - a configuration problem, printed for -t. */
+static void report_stderr(void *arg, const char *line)
+{
+    (void)arg;
+    fprintf(stderr, "%s\n", line);
+}
+
+/* check_only - -t: load everything, list problems, exit 0 or 1. */
+static int check_only(const struct options *opt)
+{
+    struct config *cfg = config_load(opt->file, NULL, report_stderr, NULL);
+    size_t i;
+
+    if (cfg == NULL) {
+        fprintf(stderr, "%s: configuration has errors\n", opt->file);
+        return 1;
+    }
+    printf("%s: ok; front-ends:%s%s; chain:", opt->file,
+           cfg->smtp ? " smtp" : "", cfg->milter ? " milter" : "");
+    for (i = 0; i < cfg->chain->nlinks; i++)
+        printf(" %s", cfg->chain->links[i].name);
+    printf("%s\n", cfg->chain->nlinks ? "" : " (empty)");
+    config_unref(&cfg);
+    return 0;
+}
+
+/* raise_nofile - as many descriptors as allowed (1,000 sessions need 2,000+). */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            log_warn_errno("cannot raise the descriptor limit");
+    }
+}
+
+/* drop_privileges - become user/group once the sockets are bound. */
+static void drop_privileges(const struct root_conf *rc)
+{
+    struct passwd *pw = NULL;
+    struct group *gr = NULL;
+    gid_t gid;
+
+    if (*rc->user == '\0')
+        return;
+    if ((pw = getpwnam(rc->user)) == NULL)
+        log_fatal("user %s: no such user", rc->user);
+    gid = pw->pw_gid;
+    if (*rc->group != '\0') {
+        if ((gr = getgrnam(rc->group)) == NULL)
+            log_fatal("group %s: no such group", rc->group);
+        gid = gr->gr_gid;
+    }
+    if (geteuid() != 0) {
+        if (geteuid() != pw->pw_uid)
+            log_fatal("cannot become user %s: not running as root", rc->user);
+        return;
+    }
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0)
+        log_fatal("cannot become user %s: %s", rc->user, strerror(errno));
+}
+
+/* detach - the classic daemon dance; the parent exits 0. */
+static void detach(void)
+{
+    pid_t pid = fork();
+    int fd;
+
+    if (pid < 0)
+        log_fatal("fork: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    if (chdir("/") < 0)
+        log_warn_errno("chdir /");
+    if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+}
+
+/* write_pid_file - record our pid if configured. */
+static void write_pid_file(const char *path)
+{
+    FILE *f;
+
+    if (*path == '\0')
+        return;
+    if ((f = fopen(path, "w")) == NULL) {
+        log_warn_errno("cannot write pid file %s", path);
+        return;
+    }
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+}
+
+/* reload - load the file again; publish it only if it is sound. */
+static void reload(const char *file)
+{
+    struct config *cfg = config_load(file, NULL, NULL, NULL);
+
+    if (cfg == NULL) {
+        log_error("reload of %s refused: the running configuration stays", file);
+        return;
+    }
+    config_publish(cfg);
+    log_info("reloaded %s (%zu plugins); new sessions use it", file, cfg->chain->nlinks);
+}
+
+/* The signals main.c owns, blocked in every thread and taken by sigwait. */
+static void own_signals(sigset_t *set, int with_milter)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGUSR1);
+    if (!with_milter) {
+        sigaddset(set, SIGHUP);
+        sigaddset(set, SIGTERM);
+        sigaddset(set, SIGINT);
+    }
+}
+
+/* reload_thread - with a milter front-end: SIGUSR1 reloads, forever. */
+static void *reload_thread(void *arg)
+{
+    const char *file = arg;
+    sigset_t set;
+    int sig;
+
+    own_signals(&set, 1);
+    for (;;)
+        if (sigwait(&set, &sig) == 0 && sig == SIGUSR1)
+            reload(file);
+    return NULL;
+}
+
+/* wait_for_stop - without a milter: reload on HUP/USR1 until TERM/INT. */
+static void wait_for_stop(const char *file)
+{
+    sigset_t set;
+    int sig;
+
+    own_signals(&set, 0);
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP || sig == SIGUSR1) {
+            reload(file);
+            continue;
+        }
+        log_info("signal %d: stopping", sig);
+        return;
+    }
+}
+
+/* serve - run the configured front-ends until told to stop. */
+static void serve(struct config *cfg, const char *file)
+{
+    sigset_t set, all;
+    pthread_t tid;
+    long grace = cfg->root.shutdown_grace;
+
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&all);
+    sigaddset(&all, SIGUSR1);
+    sigaddset(&all, SIGHUP);
+    sigaddset(&all, SIGTERM);
+    sigaddset(&all, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    own_signals(&set, cfg->milter != NULL);
+    if (cfg->smtp != NULL && smtp_frontend_start() < 0)
+        log_fatal("smtp front-end did not start");
+    log_info("started: front-ends%s%s, %zu plugins", cfg->smtp ? " smtp" : "",
+             cfg->milter ? " milter" : "", cfg->chain->nlinks);
+    if (cfg->milter != NULL) {
+        if (pthread_create(&tid, NULL, reload_thread, (void *)file) != 0)
+            log_fatal("cannot start the reload thread");
+        pthread_detach(tid);
+        if (milter_frontend_run() < 0)
+            log_error("milter front-end stopped with an error");
+    } else {
+        wait_for_stop(file);
+    }
+    if (cfg->smtp != NULL)
+        smtp_frontend_stop(grace);
+}
+
+int main(int argc, char **argv)
+{
+    struct options opt = { 0 };
+    struct config *cfg;
+
+    parse_args(argc, argv, &opt);
+    if (opt.version) {
+        version_print(stdout);
+        return 0;
+    }
+    if (opt.test)
+        return check_only(&opt);
+    log_open("submilter", opt.foreground, opt.debug);
+    if ((cfg = config_load(opt.file, NULL, opt.foreground ? report_stderr : NULL, NULL)) == NULL)
+        log_fatal("%s: configuration has errors; not starting", opt.file);
+    if (cfg->smtp == NULL && cfg->milter == NULL)
+        log_fatal("%s: no front-end: add an smtp {} or a milter {} block", opt.file);
+    config_ref(cfg);           /* main keeps the start-up snapshot for its own settings */
+    config_publish(cfg);
+    raise_nofile();
+    if (cfg->smtp != NULL && smtp_frontend_init(cfg) < 0)
+        log_fatal("smtp front-end: cannot listen");
+    if (cfg->milter != NULL && milter_frontend_init(cfg) < 0)
+        log_fatal("milter front-end: cannot listen");
+    drop_privileges(&cfg->root);
+    if (!opt.foreground)
+        detach();
+    write_pid_file(cfg->root.pid_file);
+    serve(cfg, opt.file);
+    if (*cfg->root.pid_file != '\0')
+        unlink(cfg->root.pid_file);
+    config_publish(NULL);
+    config_unref(&cfg);
+    log_info("stopped");
+    return 0;
+}
