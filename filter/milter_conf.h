@@ -8,9 +8,10 @@
 #include <submilter/plugin.h>
 
 struct milter_conf {
-    const char *listen;                 /* libmilter socket spec */
-    long        timeout;                /* ms */
-    long        backlog;
+    const char        *listen;          /* libmilter socket spec */
+    long               timeout;         /* ms */
+    long               backlog;
+    const char *const *macros;          /* extra macros to ask the MTA for */
 };
 
 extern const subm_option_t milter_options[];
