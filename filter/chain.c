@@ -199,6 +199,10 @@ static void settle_reply(const struct session *s, const struct chain_link *l,
     int want = v == SUBM_REJECT ? 5 : v == SUBM_TEMPFAIL ? 4 : 2;
     struct reply def;
 
+    if (v == SUBM_DISCARD) {
+        r->code = 0;
+        return;
+    }
     if (v == SUBM_ACCEPT) {
         if (r->code != 0 && r->code / 100 != 2) {
             log_warn("%s: %s: %s: reply %d does not go with accept; ignored",
