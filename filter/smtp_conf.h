@@ -24,6 +24,7 @@ struct smtp_conf {
     long        timeout;                /* ms: waiting for a command */
     long        data_timeout;           /* ms: waiting for a data block */
     long        backend_timeout;        /* ms: waiting for the backend */
+    long        backend_data_timeout;   /* ms: backend reply to the final dot */
     uint64_t    max_message_size;
     long        max_recipients;
     int         bare_lf;                /* 0 reject, 1 normalise */

@@ -1,0 +1,276 @@
+/*
+ * smtp_deliver.c - the end of a message on the smtp front-end: the EOM
+ * stage, the chain's modifications applied to what is relayed (envelope by
+ * RSET and a replayed MAIL/RCPT, headers and body while writing), DATA to
+ * the backend, its reply to the client, and the per-message summary line.
+ *
+ * The client gets the backend's reply to the final dot, verbatim; if the
+ * backend fails in any way the client gets a 4xx, never a 250. Nothing is
+ * written to the backend before the whole message has been received, so a
+ * client that vanishes mid-message never produces a terminating dot.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "mods.h"
+#include "pool.h"
+#include "session.h"
+#include "smtp_conf.h"
+#include "smtp_session.h"
+#include "spool.h"
+
+/* smtp_log_summary - one line per message, in Postfix's manner. */
+void smtp_log_summary(struct smtp_sess *ss, const char *verdict, int code,
+                      const char *detail)
+{
+    struct txn *t = ss->s->txn;
+    char to[1536];
+    size_t off = 0, i;
+    int k;
+
+    if (t == NULL)
+        return;
+    to[0] = '\0';
+    for (i = 0; i < t->nrcpts; i++) {
+        k = snprintf(to + off, sizeof(to) - off, "%s<%s>", i ? "," : "", t->rcpts[i].addr);
+        if (k < 0 || (size_t)k >= sizeof(to) - off) {
+            snprintf(to + off, sizeof(to) - off, ",...");
+            break;
+        }
+        off += (size_t)k;
+    }
+    if (code)
+        log_info("%s: from=<%s> to=%s nrcpt=%zu size=%llu auth=%s verdict=%s "
+                 "backend=%d (%s) delay=%.3f", ss->s->id, t->sender, to, t->nrcpts,
+                 (unsigned long long)msgin_size(ss),
+                 ss->s->auth_login ? ss->s->auth_login : "none", verdict, code,
+                 detail ? detail : "", (double)(monotonic_ms() - ss->txn_t0) / 1000.0);
+    else
+        log_info("%s: from=<%s> to=%s nrcpt=%zu size=%llu auth=%s verdict=%s "
+                 "backend=none (%s) delay=%.3f", ss->s->id, t->sender, to, t->nrcpts,
+                 (unsigned long long)msgin_size(ss),
+                 ss->s->auth_login ? ss->s->auth_login : "none", verdict,
+                 detail ? detail : "", (double)(monotonic_ms() - ss->txn_t0) / 1000.0);
+}
+
+/* txn_done - the transaction is over (after its final reply). */
+static void txn_done(struct smtp_sess *ss)
+{
+    txn_end(ss->s);
+    ss->txn_bdat = ss->bdat_dead = ss->data_started = 0;
+    ss->body_8bit = ss->smtputf8 = 0;
+}
+
+/* params_join - " A=1 B" from a parameter array, into pool. */
+static const char *params_join(struct pool *p, const subm_param_t *pa, size_t n)
+{
+    char buf[1024];
+    size_t off = 0, i;
+    int k;
+
+    buf[0] = '\0';
+    for (i = 0; i < n; i++) {
+        if (strcasecmp(pa[i].name, "AUTH") == 0)
+            continue;
+        k = snprintf(buf + off, sizeof(buf) - off, " %s%s%s", pa[i].name,
+                     pa[i].value ? "=" : "", pa[i].value ? pa[i].value : "");
+        if (k < 0 || (size_t)k >= sizeof(buf) - off)
+            break;
+        off += (size_t)k;
+    }
+    return pool_strdup(p, buf);
+}
+
+/* env_changed - did a plugin change the envelope? */
+static int env_changed(const struct txn *t)
+{
+    const struct mod *m;
+
+    for (m = t->mods; m != NULL; m = m->next)
+        if (m->type == MOD_CHANGE_SENDER || m->type == MOD_ADD_RCPT ||
+            m->type == MOD_DELETE_RCPT)
+            return 1;
+    return 0;
+}
+
+/* env_replay - RSET the backend and give it the modified envelope. 1 if
+ * the backend accepted a sender and at least one recipient, 0 if no
+ * recipient is left (nothing to send), -1 with the final reply in rep. */
+static int env_replay(struct smtp_sess *ss, struct breply *rep)
+{
+    struct txn *t = ss->s->txn;
+    struct relay *r = ss->relay;
+    const char *sender, *sparams;
+    struct rcpt *rc;
+    size_t n, i, ok = 0;
+    struct breply rr;
+    char l[256];
+
+    mods_envelope(ss->s, &sender, &sparams, &rc, &n);
+    if (n == 0)
+        return 0;
+    sparams = sparams ? pool_printf(t->pool, " %s", sparams) :
+              params_join(t->pool, t->params, t->nparams);
+    relay_cmd(r, "RSET");
+    relay_cmd(r, "MAIL FROM:<%s>%s", sender, sparams);
+    for (i = 0; i < n; i++)
+        relay_cmd(r, "RCPT TO:<%s>%s", rc[i].addr,
+                  params_join(t->pool, rc[i].params, rc[i].nparams));
+    if (relay_flush(r) < 0) {
+        breply_set(rep, 451, "4.4.2", "Backend connection lost, try again later");
+        return -1;
+    }
+    /* every reply is read even without PIPELINING: the commands are few and
+     * a server without it reads them one by one anyway */
+    if (relay_reply(r, 0, rep, ss->s->id) < 0 || relay_reply(r, 0, rep, ss->s->id) < 0)
+        return -1;
+    if (rep->code / 100 != 2) {
+        log_warn("%s: backend refused the changed sender <%s>: %s", ss->s->id, sender,
+                 breply_line(rep, l, sizeof(l)));
+        for (i = 0; i < n; i++)
+            if (relay_reply(r, 0, &rr, ss->s->id) < 0)
+                break;
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (relay_reply(r, 0, &rr, ss->s->id) < 0) {
+            *rep = rr;
+            return -1;
+        }
+        if (rr.code / 100 == 2)
+            ok++;
+        else {
+            log_warn("%s: backend refused recipient <%s>: %s", ss->s->id, rc[i].addr,
+                     breply_line(&rr, l, sizeof(l)));
+            *rep = rr;
+        }
+    }
+    return ok > 0 ? 1 : -1;
+}
+
+/* send_message - header (modified) and body through the DATA encoder. */
+static void send_message(struct smtp_sess *ss)
+{
+    struct txn *t = ss->s->txn;
+    struct relay *r = ss->relay;
+    struct spool *body = mods_body(ss->s);
+    struct header *h;
+    size_t n, i;
+    uint64_t off = 0;
+    char buf[16384];
+    long k;
+    int hdr_mods = 0;
+    const struct mod *m;
+
+    for (m = t->mods; m != NULL; m = m->next)
+        if (m->type == MOD_ADD_HEADER || m->type == MOD_INSERT_HEADER ||
+            m->type == MOD_CHANGE_HEADER)
+            hdr_mods = 1;
+    relay_data_start(r);
+    if (hdr_mods)
+        mods_headers(ss->s, &h, &n);
+    else {
+        h = t->headers;
+        n = t->nheaders;
+    }
+    for (i = 0; i < n; i++) {
+        relay_data_put(r, h[i].raw, h[i].raw_len);
+        relay_data_put(r, "\r\n", 2);
+    }
+    if (msgin_had_separator(ss) || (hdr_mods && body != NULL && spool_size(body) > 0))
+        relay_data_put(r, "\r\n", 2);
+    if (body == NULL)
+        return;
+    while ((k = spool_read(body, off, buf, sizeof(buf))) > 0) {
+        relay_data_put(r, buf, (size_t)k);
+        off += (uint64_t)k;
+    }
+    if (k < 0)
+        r->broken = 1;                  /* never send a truncated message */
+}
+
+/* relay_message - DATA, the message, the final reply into rep. 0 when the
+ * backend answered the final dot (whatever it said), -1 otherwise. */
+static int relay_message(struct smtp_sess *ss, struct breply *rep)
+{
+    struct relay *r = ss->relay;
+    int rc;
+
+    if (env_changed(ss->s->txn)) {
+        rc = env_replay(ss, rep);
+        if (rc <= 0)
+            return rc == 0 ? 1 : -1;
+    }
+    relay_cmd(r, "DATA");
+    if (relay_flush(r) < 0) {
+        breply_set(rep, 451, "4.4.2", "Backend connection lost, try again later");
+        return -1;
+    }
+    if (relay_reply(r, 0, rep, ss->s->id) < 0)
+        return -1;
+    if (rep->code != 354) {
+        if (rep->code / 100 == 2 || rep->code / 100 == 3) {
+            r->broken = 1;
+            breply_set(rep, 451, "4.3.0", "Backend protocol error, try again later");
+        }
+        return -1;
+    }
+    send_message(ss);
+    if (r->broken || relay_data_end(r) < 0) {
+        r->broken = 1;
+        breply_set(rep, 451, "4.4.2", "Backend connection lost, try again later");
+        return -1;
+    }
+    if (relay_reply(r, r->data_timeout, rep, ss->s->id) < 0)
+        return -1;
+    r->in_txn = 0;
+    return 0;
+}
+
+/* smtp_deliver - see smtp_session.h. */
+void smtp_deliver(struct smtp_sess *ss)
+{
+    struct reply r;
+    struct breply rep;
+    subm_verdict_t v;
+    char line[300];
+    int rc;
+
+    if (msgin_end(ss, &r) < 0) {
+        smtp_reply_chain(ss, &r);
+        smtp_log_summary(ss, r.code >= 500 ? "reject" : "tempfail", 0, r.text);
+        smtp_txn_abort(ss);
+        return;
+    }
+    v = smtp_stage(ss, SUBM_STAGE_EOM, NULL, &r);
+    if (v == SUBM_REJECT || v == SUBM_TEMPFAIL) {
+        smtp_reply_chain(ss, &r);
+        smtp_log_summary(ss, v == SUBM_REJECT ? "reject" : "tempfail", 0, r.text);
+        smtp_txn_abort(ss);
+        return;
+    }
+    if (v == SUBM_DISCARD || ss->s->txn->discard) {
+        smtp_reply(ss, 250, "2.0.0", "Ok: discarded");
+        smtp_log_summary(ss, "discard", 0, "discarded by policy");
+        txn_done(ss);
+        return;
+    }
+    if (ss->relay == NULL || ss->relay->broken) {
+        breply_set(&rep, 451, "4.4.2", "Backend connection lost, try again later");
+        rc = -1;
+    } else
+        rc = relay_message(ss, &rep);
+    if (rc == 1) {
+        smtp_reply(ss, 250, "2.0.0", "Ok: no recipients left, discarded");
+        smtp_log_summary(ss, "discard", 0, "every recipient removed by policy");
+    } else {
+        smtp_reply_backend(ss, &rep);
+        smtp_log_summary(ss, "accept", rep.code, breply_line(&rep, line, sizeof(line)) +
+                         (rep.len > 4 ? 4 : 0));
+    }
+    if (ss->relay != NULL && ss->relay->broken)
+        relay_close(&ss->relay, 0);
+    txn_done(ss);
+}
