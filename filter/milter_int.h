@@ -35,6 +35,7 @@ struct milter_conn {
     int             tls_done;     /* TLS stage run for this session */
     int             auth_done;    /* AUTH stage run for this session */
     int             txn_failed;   /* spool trouble: defer at EOM */
+    int             eoh_counted;  /* the header/body blank line is in size */
     subm_verdict_t  refuse_v;     /* session refused at CONNECT/HELO/TLS/AUTH */
     subm_stage_t    refuse_stage; /* ... at this stage ... */
     struct reply    refuse;       /* ... with this reply, repeated at MAIL */

@@ -148,6 +148,7 @@ int milter_apply_mods(SMFICTX *ctx, struct milter_conn *c)
 
     if (t == NULL)
         return 0;
+    /* all or nothing: check every action before the first call */
     for (m = t->mods; m != NULL; m = m->next) {
         unsigned long need = mod_flag(m);
 
@@ -157,14 +158,16 @@ int milter_apply_mods(SMFICTX *ctx, struct milter_conn *c)
                       s->id, m->plugin, mod_name(m->type), need);
             return -1;
         }
+    }
+    for (m = t->mods; m != NULL; m = m->next) {
         if (apply_one(ctx, c, t, m) != MI_SUCCESS) {
             log_error("%s: milter: %s: %s%s%s failed; message deferred",
                       s->id, m->plugin, mod_name(m->type),
                       m->name ? " " : "", m->name ? m->name : "");
             return -1;
         }
-        log_debug("%s: milter: %s: %s%s%s", s->id, m->plugin, mod_name(m->type),
-                  m->name ? " " : "", m->name ? m->name : m->value ? m->value : "");
+        log_debug("%s: milter: %s: %s %s", s->id, m->plugin, mod_name(m->type),
+                  m->name ? m->name : m->value ? m->value : "");
     }
     return 0;
 }

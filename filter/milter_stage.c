@@ -109,6 +109,16 @@ static sfsistat answer(const struct milter_conn *c, unsigned long nr, sfsistat r
     return SMFIS_NOREPLY;
 }
 
+/* count_eoh - the blank line ending the header, once per message (the
+ * MTA may not send EOH at all). */
+static void count_eoh(struct milter_conn *c, struct txn *t)
+{
+    if (!c->eoh_counted) {
+        t->size += 2;
+        c->eoh_counted = 1;
+    }
+}
+
 /* queue_id - pick up the MTA's queue id once it exists. */
 static void queue_id(SMFICTX *ctx, struct session *s)
 {
@@ -292,6 +302,7 @@ sfsistat milter_envfrom(SMFICTX *ctx, char **argv)
         return SMFIS_TEMPFAIL;
     txn_end(s);                   /* a new message ends any previous one */
     c->txn_failed = 0;
+    c->eoh_counted = 0;
     if (c->refuse_v == SUBM_REJECT || c->refuse_v == SUBM_TEMPFAIL)
         return answer(c, SMFIP_NR_MAIL, milter_verdict(ctx, s, SUBM_STAGE_MAIL,
                                                        c->refuse_v, &c->refuse));
@@ -478,7 +489,7 @@ sfsistat milter_eoh(SMFICTX *ctx)
 
     if (s == NULL)
         return SMFIS_TEMPFAIL;
-    txn_need(ctx, s)->size += 2;
+    count_eoh(c, txn_need(ctx, s));
     v = chain_run(s, SUBM_STAGE_EOH, NULL, &r);
     return answer(c, SMFIP_NR_EOH, milter_verdict(ctx, s, SUBM_STAGE_EOH, v, &r));
 }
@@ -497,6 +508,7 @@ sfsistat milter_body(SMFICTX *ctx, unsigned char *data, size_t len)
     if (s == NULL)
         return SMFIS_TEMPFAIL;
     t = txn_need(ctx, s);
+    count_eoh(c, t);
     t->size += len;
     if (!c->txn_failed && txn_body_write(s, data, len) != 0)
         c->txn_failed = 1;        /* spool trouble, logged; deferred at EOM */
@@ -533,7 +545,7 @@ sfsistat milter_eom(SMFICTX *ctx)
 
     if (s == NULL)
         return SMFIS_TEMPFAIL;
-    txn_need(ctx, s);
+    count_eoh(c, txn_need(ctx, s));
     if (c->txn_failed) {
         v = SUBM_TEMPFAIL;
         reply_set(&r, 451, "4.3.0", "Local error in processing, try again later");
@@ -551,6 +563,7 @@ sfsistat milter_eom(SMFICTX *ctx)
     summary(s, verdict_name(v));
     txn_end(s);
     c->txn_failed = 0;
+    c->eoh_counted = 0;
     return ret;
 }
 
@@ -565,6 +578,7 @@ sfsistat milter_abort(SMFICTX *ctx)
     (void)chain_run(c->s, SUBM_STAGE_RSET, NULL, &r);
     txn_end(c->s);
     c->txn_failed = 0;
+    c->eoh_counted = 0;
     return SMFIS_CONTINUE;
 }
 

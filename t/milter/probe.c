@@ -14,8 +14,9 @@
  *   }
  *
  * A rule is "STAGE[:MATCH] ACTION ARGS": MATCH is a substring of what the
- * stage carries (address, HELO name, "Name:value" of a header, body bytes,
- * command line). Actions: continue, accept [CODE ECODE TEXT], reject CODE
+ * stage carries (client address, HELO name, TLS version, login, address,
+ * "Name:value" of a header, body bytes, command line; at DATA, EOH and EOM,
+ * the sender). Actions: continue, accept [CODE ECODE TEXT], reject CODE
  * ECODE TEXT, tempfail CODE ECODE TEXT, discard, and the modifications
  * addheader NAME VALUE, insheader IDX NAME VALUE, chgheader NAME N VALUE,
  * delheader NAME N, chgfrom ADDR [PARAMS], addrcpt ADDR [PARAMS],
@@ -355,8 +356,15 @@ static subm_verdict_t probe_hook(subm_ctx_t *ctx, const subm_arg_t *arg)
         subject = arg->raw;
         sublen = arg->raw_len;
         break;
+    case SUBM_STAGE_DATA:
+        fs(line, sizeof(line), "qid", subm_txn_queue_id(ctx));
+        subject = subm_txn_sender(ctx);
+        sublen = subject ? strlen(subject) : 0;
+        break;
     case SUBM_STAGE_EOH:
         fnum(line, sizeof(line), "nheaders", subm_txn_header_count(ctx));
+        subject = subm_txn_sender(ctx);
+        sublen = subject ? strlen(subject) : 0;
         break;
     case SUBM_STAGE_BODY:
         fnum(line, sizeof(line), "len", arg->len);
@@ -387,7 +395,8 @@ static subm_verdict_t probe_hook(subm_ctx_t *ctx, const subm_arg_t *arg)
         fs(line, sizeof(line), "qid", subm_txn_queue_id(ctx));
         fs(line, sizeof(line), "login", subm_auth_login(ctx));
         log_macros(ctx, c, line, sizeof(line));
-        subject = NULL;
+        subject = subm_txn_sender(ctx);
+        sublen = subject ? strlen(subject) : 0;
         break;
     }
     default:

@@ -1,0 +1,124 @@
+# t/milter/lib.sh - shell helpers for the milter front-end's script tests:
+# results (ok/not ok, final "N passed, M failed"), a private temp folder,
+# daemons started in the foreground and stopped by PID on exit.
+#
+# Needs from `make check`: $SUBMILTER, $top_srcdir, $top_builddir.
+# KEEP=1 keeps the temp folder for a look after a failure.
+
+T_PASS=0
+T_FAIL=0
+T_PIDS=""
+T_STOPS=""
+PY=/usr/bin/python3
+
+: "${top_srcdir:?run from make check (top_srcdir)}"
+: "${top_builddir:?run from make check (top_builddir)}"
+: "${SUBMILTER:=$top_builddir/filter/submilter}"
+MDIR="$top_srcdir/t/milter"
+PROBE_SO="$top_builddir/t/milter/.libs/probe.so"
+PROBE_EOM_SO="$top_builddir/t/milter/.libs/probe_eom.so"
+EXAMPLE_SO="$top_builddir/plugins/example/.libs/example.so"
+
+# ok LABEL / not_ok LABEL [DETAIL]
+ok() { T_PASS=$((T_PASS + 1)); echo "ok - $1"; }
+not_ok() {
+    T_FAIL=$((T_FAIL + 1)); echo "not ok - $1"
+    [ -n "$2" ] && printf '%s\n' "$2" | sed 's/^/#   /'
+    return 0
+}
+# check LABEL COMMAND... - ok if the command succeeds.
+check() { label=$1; shift; if "$@"; then ok "$label"; else not_ok "$label"; fi; }
+# skip LABEL REASON - counted as passed, said loudly.
+skip() { echo "ok - $1 # SKIP $2"; T_PASS=$((T_PASS + 1)); }
+
+# t_tmp - make $T a private folder (removed at exit unless KEEP=1).
+t_tmp() {
+    T=$(mktemp -d "${TMPDIR:-/tmp}/subm-milter.XXXXXX")
+    chmod 755 "$T"
+}
+
+# t_on_exit CMD - a command to run at exit (stop commands of MTAs).
+t_on_exit() { T_STOPS="$T_STOPS
+$1"; }
+
+# t_cleanup - stop what we started, by PID, and remove the temp folder.
+t_cleanup() {
+    printf '%s\n' "$T_STOPS" | while IFS= read -r cmd; do
+        [ -n "$cmd" ] && eval "$cmd" >/dev/null 2>&1
+    done
+    for p in $T_PIDS; do stop_pid "$p"; done
+    if [ -n "$T" ] && [ -z "$KEEP" ]; then rm -rf "$T"; fi
+    [ -n "$KEEP" ] && [ -n "$T" ] && echo "# kept $T"
+}
+trap t_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# stop_pid PID - TERM, wait up to 10 s, then KILL.
+stop_pid() {
+    kill "$1" 2>/dev/null || return 0
+    i=0
+    while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    return 0
+}
+
+# wait_port PORT - until something listens on 127.0.0.1:PORT (10 s).
+wait_port() {
+    $PY - "$1" <<'EOF'
+import socket, sys, time
+end = time.time() + 10
+while time.time() < end:
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", int(sys.argv[1])))
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+    finally:
+        s.close()
+sys.exit(1)
+EOF
+}
+
+# start_submilter CONF PORT - run the daemon in the foreground (debug log in
+# CONF.log); sets SUB_PID. Returns non-zero if it does not listen.
+start_submilter() {
+    "$SUBMILTER" -c "$1" -f -d >"$1.log" 2>&1 &
+    SUB_PID=$!
+    T_PIDS="$T_PIDS $SUB_PID"
+    if ! wait_port "$2"; then
+        not_ok "submilter listens on $2" "$(cat "$1.log")"
+        return 1
+    fi
+    return 0
+}
+
+# run_lua SCRIPT VAR=VALUE... - a miltertest script; its "ok"/"not ok" lines
+# count, and a script that dies counts as one failure.
+run_lua() {
+    script=$1; shift
+    defs=""
+    for d in "$@"; do defs="$defs -D $d"; done
+    # shellcheck disable=SC2086
+    out=$(miltertest $defs -D "LIB=$MDIR/mt-lib.lua" -s "$MDIR/$script" 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | grep -E '^(ok|not ok) ' || true
+    p=$(printf '%s\n' "$out" | grep -c '^ok ')
+    f=$(printf '%s\n' "$out" | grep -c '^not ok ')
+    T_PASS=$((T_PASS + p))
+    T_FAIL=$((T_FAIL + f))
+    if [ $rc -ne 0 ] || [ "$p" -eq 0 ]; then
+        not_ok "$script ran to the end (rc=$rc)" "$(printf '%s\n' "$out" | grep -vE '^(ok|not ok) ' | tail -20)"
+    fi
+    printf '%s\n' "$out" | grep -E '^not ok ' >/dev/null && \
+        printf '%s\n' "$out" | grep -vE '^(ok|not ok) ' | sed 's/^/#   /' | tail -20
+    return 0
+}
+
+# t_done - the final line and the exit status.
+t_done() {
+    echo "$T_PASS passed, $T_FAIL failed"
+    [ "$T_FAIL" -eq 0 ]
+    exit $?
+}
