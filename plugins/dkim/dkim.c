@@ -55,6 +55,7 @@ struct dkim_conf {
     const char *const *sign_headers;
     const char *const *oversign_headers;
     const char        *authserv_id;
+    int                strip_forged;
     const char        *test_keys;
     /* made by init */
     struct netlist    *internal;
@@ -118,6 +119,8 @@ static const subm_option_t dkim_options_table[] = {
       "fields signed once more than present, so none can be added" },
     { "authserv_id", SUBM_OPT_STR, "", O(authserv_id), 0, 0, NULL,
       "Authentication-Results authserv-id (default: hostname)" },
+    { "strip_forged", SUBM_OPT_BOOL, "yes", O(strip_forged), 0, 0, NULL,
+      "remove received Authentication-Results with our authserv-id" },
     { "test_keys", SUBM_OPT_PATH, "", O(test_keys), 0, 0, NULL,
       "tests only: public key records from this file, not the DNS" },
     SUBM_OPT_END
@@ -630,7 +633,8 @@ static subm_verdict_t verify_finish(subm_ctx_t *ctx, struct dkim_txn *t)
     }
     if (nsigs == 0 && o + 12 < sizeof(v))
         o += (size_t)snprintf(v + o, sizeof(v) - o, "; dkim=none");
-    authres_strip_forged(ctx, id);
+    if (t->cf->strip_forged)
+        authres_strip_forged(ctx, id);
     if (subm_txn_insert_header(ctx, 0, "Authentication-Results", v) < 0)
         subm_log(ctx, SUBM_LOG_WARN, "could not add Authentication-Results");
     return SUBM_CONTINUE;

@@ -36,6 +36,7 @@ struct spf_conf {
     const char *const *skip_networks;
     int                headers;
     const char        *authserv_id;
+    int                strip_forged;
     long               cache_size;
     long               cache_ttl;             /* ms */
     long               max_lookups;           /* evaluations at once */
@@ -80,6 +81,8 @@ static const subm_option_t spf_options[] = {
       0, 0, header_names, "which result field(s) a tag adds" },
     { "authserv_id", SUBM_OPT_STR, "", offsetof(struct spf_conf, authserv_id),
       0, 0, NULL, "Authentication-Results authserv-id (default: hostname)" },
+    { "strip_forged", SUBM_OPT_BOOL, "yes", offsetof(struct spf_conf, strip_forged),
+      0, 0, NULL, "remove received Authentication-Results with our authserv-id" },
     { "cache_size", SUBM_OPT_INT, "10000", offsetof(struct spf_conf, cache_size),
       0, 10000000, NULL, "outcomes kept (0: no cache)" },
     { "cache_ttl", SUBM_OPT_TIME, "5m", offsetof(struct spf_conf, cache_ttl),
@@ -302,7 +305,8 @@ static subm_verdict_t spf_eom(subm_ctx_t *ctx, const subm_arg_t *arg)
         return SUBM_CONTINUE;
     ss->have = 0;
     if (cf->headers == HDR_BOTH || cf->headers == HDR_AUTH_RESULTS) {
-        authres_strip_forged(ctx, id);
+        if (cf->strip_forged)
+            authres_strip_forged(ctx, id);
         rc |= add_auth_results(ctx, ss, id);
     }
     if (cf->headers == HDR_BOTH || cf->headers == HDR_RECEIVED_SPF)
