@@ -37,5 +37,9 @@ void version_print(FILE *out)
             (unsigned)((dk >> 16) & 0xff), (unsigned)((dk >> 8) & 0xff));
     fprintf(out, "PCRE2 %s\n", pcre);
     fprintf(out, "libconfuse %s\n", confuse_version);
-    fprintf(out, "OpenSSL %s\n", OpenSSL_version(OPENSSL_VERSION));
+#ifdef OPENSSL_VERSION_STRING
+    fprintf(out, "OpenSSL %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
+#else
+    fprintf(out, "%s\n", OpenSSL_version(OPENSSL_VERSION));
+#endif
 }
