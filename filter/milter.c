@@ -212,7 +212,8 @@ int milter_frontend_init(const struct config *cfg)
         free(seen);
         return -1;
     }
-    set_nodelay_new(seen, mc->listen);
+    if (mc->tcp_nodelay)
+        set_nodelay_new(seen, mc->listen);
     free(seen);
     milter_grace_ms = cfg->root.shutdown_grace;
     milter_ready = 1;

@@ -14,5 +14,7 @@ const subm_option_t milter_options[] = {
     { "macros", SUBM_OPT_LIST, NULL, O(macros), 0, 0, NULL,
       "more MTA macros for plugins' subm_macro(), e.g. { \"{if_addr}\", \"{daemon_name}\" }; "
       "asked for at connect, MAIL, RCPT and end of message" },
+    { "tcp_nodelay", SUBM_OPT_BOOL, "yes", O(tcp_nodelay), 0, 0, NULL,
+      "TCP_NODELAY on inet sockets (no Nagle stall on end-of-message replies)" },
     SUBM_OPT_END
 };

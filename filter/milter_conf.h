@@ -12,6 +12,7 @@ struct milter_conf {
     long               timeout;         /* ms */
     long               backlog;
     const char *const *macros;          /* extra macros to ask the MTA for */
+    int                tcp_nodelay;     /* set TCP_NODELAY on the listener */
 };
 
 extern const subm_option_t milter_options[];

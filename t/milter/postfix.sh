@@ -1,0 +1,295 @@
+#!/bin/sh
+# t/milter/postfix.sh - submilter as a milter of a real Postfix.
+#
+# A private Postfix (`postfix -c DIR start`, its own queue and data folders
+# under a temp folder, smtpd on 127.0.0.1:21020, no DNS, no peer name
+# lookups, no chroot) has smtpd_milters pointing at submilter
+# (inet:127.0.0.1:21022) and relays everything to smtp-sink on
+# 127.0.0.1:21021, which dumps each message to a file. A private Dovecot
+# (passwd-file, its own base_dir) gives Postfix SASL, and a throw-away
+# certificate gives STARTTLS. Clients are swaks.
+#
+# The chain: example (refuses blocked@example.net, adds X-Submilter-Example,
+# and X-Submilter-Login for authenticated sessions), then probe (logs what
+# reached it; rules for replies and modifications).
+# Ports 21020-21029.
+. "$top_srcdir/t/milter/lib.sh"
+for tool in postfix smtp-sink swaks openssl; do
+    command -v $tool >/dev/null || command -v /usr/sbin/$tool >/dev/null || {
+        not_ok "$tool installed"; t_done; }
+done
+if [ "$(id -u)" != 0 ]; then
+    skip "postfix integration" "postfix start needs root"; t_done
+fi
+t_tmp
+P_SMTPD=21020 P_SINK=21021 P_MILTER=21022
+PF=$T/postfix
+mkdir -p "$PF" "$T/sink"
+chown postfix "$T/sink"
+
+# ---- submilter -------------------------------------------------------------
+cat >"$T/sub.conf" <<CONF
+pid_file = ""
+spool_dir = "$T"
+milter { listen = "inet:$P_MILTER@127.0.0.1" }
+plugin example { path = "$EXAMPLE_SO"  reject_rcpt = { "blocked@example.net" } }
+plugin probe {
+    path = "$PROBE_SO"
+    log = "$T/probe.log"
+    macros = { "j", "{daemon_name}", "i" }
+    rules = {
+        "mail:temp-sender@ tempfail 451 4.7.1 Try later, sender",
+        "eom:multi@ reject 550 5.7.1 first line of the refusal\\\\nsecond line",
+        "eom:discard@ discard",
+        "eom:mods@ chgfrom changed-sender@example.org",
+        "eom:mods@ addrcpt added@example.org NOTIFY=NEVER",
+        "eom:mods@ delrcpt drop@example.net",
+        "eom:mods@ chgheader Subject 1 changed subject",
+        "eom:mods@ delheader X-Remove 1",
+        "eom:mods@ insheader 0 X-Inserted at the top",
+        "eom:mods@ addheader X-Folded first\\\\r\\\\n\\\\tsecond",
+        "eom:mods@ replbody replaced body\\\\r\\\\n"
+    }
+}
+CONF
+start_submilter "$T/sub.conf" $P_MILTER || t_done
+
+# ---- capture server ----------------------------------------------------------
+smtp-sink -u postfix -d "$T/sink/%M%S." 127.0.0.1:$P_SINK 50 >"$T/sink.log" 2>&1 &
+T_PIDS="$T_PIDS $!"
+wait_port $P_SINK || { not_ok "smtp-sink listens"; t_done; }
+
+# ---- Dovecot for SASL --------------------------------------------------------
+SASL=no
+if command -v dovecot >/dev/null; then
+    mkdir -p "$T/dovecot/run" "$T/dovecot/state"
+    echo "alice:{PLAIN}wonderland" >"$T/dovecot/passwd"
+    cat >"$T/dovecot/dovecot.conf" <<CONF
+base_dir = $T/dovecot/run
+state_dir = $T/dovecot/state
+log_path = $T/dovecot/log
+protocols =
+ssl = no
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $T/dovecot/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}
+service auth {
+  unix_listener auth-client {
+    mode = 0666
+  }
+}
+service anvil {
+  chroot =
+}
+CONF
+    dovecot -F -c "$T/dovecot/dovecot.conf" >"$T/dovecot/stdout" 2>&1 &
+    DOVECOT_PID=$!
+    T_PIDS="$T_PIDS $DOVECOT_PID"
+    for _ in $(seq 50); do [ -S "$T/dovecot/run/auth-client" ] && break; sleep 0.1; done
+    if [ -S "$T/dovecot/run/auth-client" ]; then SASL=yes
+    else echo "# dovecot did not start: $(cat "$T/dovecot/log" "$T/dovecot/stdout" 2>/dev/null | tail -3)"; fi
+fi
+
+# ---- Postfix -------------------------------------------------------------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=mx.test.example" -keyout "$PF/key.pem" -out "$PF/cert.pem" >/dev/null 2>&1
+cat >"$PF/main.cf" <<CONF
+compatibility_level = 3.6
+queue_directory = $PF/queue
+data_directory = $PF/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.test.example
+mydomain = test.example
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relay_domains = example.net example.org example.com
+relayhost = [127.0.0.1]:$P_SINK
+smtp_dns_support_level = disabled
+disable_dns_lookups = yes
+smtpd_peername_lookup = no
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+maillog_file = $PF/maillog
+maillog_file_prefixes = $PF
+smtpd_tls_cert_file = $PF/cert.pem
+smtpd_tls_key_file = $PF/key.pem
+smtpd_tls_security_level = may
+smtpd_milters = inet:127.0.0.1:$P_MILTER
+non_smtpd_milters = \$smtpd_milters
+milter_default_action = tempfail
+milter_protocol = 6
+milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}
+CONF
+if [ $SASL = yes ]; then cat >>"$PF/main.cf" <<CONF
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $T/dovecot/run/auth-client
+smtpd_tls_auth_only = no
+CONF
+fi
+cat >"$PF/master.cf" <<CONF
+127.0.0.1:$P_SMTPD inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+CONF
+mkdir -p "$PF/queue" "$PF/data"
+chown postfix "$PF/data"
+if ! postfix -c "$PF" start >"$T/postfix-start.log" 2>&1; then
+    # postfix reports to stderr only on a terminal
+    not_ok "postfix starts" "$(script -qc "postfix -c '$PF' check" /dev/null 2>&1 | tail -5)"
+    t_done
+fi
+t_on_exit "postfix -c '$PF' stop; for i in \$(seq 50); do [ -e '$PF/data/master.lock' ] && kill -0 \$(cat '$PF/queue/pid/master.pid' 2>/dev/null) 2>/dev/null || break; sleep 0.1; done; kill \$(cat '$PF/queue/pid/master.pid' 2>/dev/null) 2>/dev/null"
+wait_port $P_SMTPD || { not_ok "postfix smtpd listens" "$(cat "$PF/maillog" 2>/dev/null | tail)"; t_done; }
+ok "private postfix started (smtpd 127.0.0.1:$P_SMTPD, milter inet:127.0.0.1:$P_MILTER)"
+
+# ---- helpers -------------------------------------------------------------------
+# send ARGS... - one swaks session to our smtpd; transcript in $OUT.
+send() {
+    OUT=$(swaks --server 127.0.0.1:$P_SMTPD --helo client.test.example \
+        --timeout 20 --hide-informational "$@" 2>&1)
+    SEND_RC=$?
+}
+# sunk PATTERN - wait (up to 10 s) for a dump file holding PATTERN; its
+# name in $DUMP.
+sunk() {
+    for _ in $(seq 100); do
+        DUMP=$(grep -lF -- "$1" "$T/sink"/* 2>/dev/null | head -1)
+        [ -n "$DUMP" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+has() { printf '%s\n' "$OUT" | grep -qF -- "$1" || { printf '%s\n' "$OUT" | tail -8 | sed 's/^/#   | /'; return 1; }; }
+queued() { printf '%s\n' "$OUT" | grep -qE '^<.  250 2\.0\.0 Ok: queued' || { printf '%s\n' "$OUT" | tail -8 | sed 's/^/#   | /'; return 1; }; }
+in_dump() { grep -qF -- "$1" "$DUMP"; }
+in_log() { grep -qF -- "$1" "$T/probe.log"; }
+
+# ---- 1. a plain message: every stage, header added ------------------------------
+send --from sender@example.com --to one@example.net \
+    --header "Subject: plain message" --header "X-Remove: keep me" --body "plain body"
+check "plain message accepted" queued
+QID=$(printf '%s\n' "$OUT" | sed -n 's/.*250 2.0.0 Ok: queued as \([0-9A-F]*\).*/\1/p')
+if sunk "plain message"; then
+    ok "plain message reached the capture server"
+    check "example plugin's header arrived" in_dump "X-Submilter-Example: yes"
+    check "no login header without AUTH" sh -c "! grep -q X-Submilter-Login '$DUMP'"
+else
+    not_ok "plain message reached the capture server" "$(tail -5 "$PF/maillog")"
+fi
+check "connect reached the chain (client 127.0.0.1, macros j, {daemon_name})" \
+    grep -qE "^connect	addr=127\.0\.0\.1	port=[0-9]+	name=unknown	frontend=milter	sa=yes	macroj=mx.test.example	macro\{daemon_name\}=" "$T/probe.log"
+check "helo reached the chain" in_log "helo	helo=client.test.example	esmtp=1"
+check "mail reached the chain" grep -qE "^mail	from=sender@example.com	params=.*	addr=127.0.0.1	qid=" "$T/probe.log"
+check "rcpt reached the chain" in_log "rcpt	to=one@example.net	params=	index=0"
+check "headers reached the chain, raw as sent" in_log "header	name=Subject	value=plain message	raw=Subject: plain message"
+check "body reached the chain" grep -qE "^body	len=[0-9]+	data=plain body" "$T/probe.log"
+check "eom: Postfix's queue id is the transaction's (macro i)" \
+    grep -qE "^eom	from=sender@example.com	rcpts=one@example.net	.*	qid=$QID	" "$T/probe.log"
+check "close reached the chain" in_log "close	"
+
+# ---- 2. refusals: the plugin's reply reaches the client ---------------------------
+send --from sender@example.com --to blocked@example.net
+check "rejecting plugin: Postfix refuses RCPT with the plugin's reply" \
+    has "<** 550 5.7.1 Recipient <blocked@example.net> is not accepted here"
+send --from temp-sender@example.com --to one@example.net
+check "tempfail at MAIL: Postfix answers 451 4.7.1 with the text" \
+    has "<** 451 4.7.1 Try later, sender"
+send --from multi@example.com --to one@example.net --body "x"
+check "multi-line reject at end of message: first line" has "<** 550-5.7.1 first line of the refusal"
+check "multi-line reject at end of message: second line" has "<** 550 5.7.1 second line"
+send --from discard@example.com --to one@example.net --header "Subject: discard me" --body "x"
+check "discard: the client is told 250" queued
+sleep 1
+check "discard: nothing reaches the capture server" sh -c "! grep -lqF 'discard me' '$T/sink'/* 2>/dev/null"
+
+# ---- 3. modifications applied by Postfix ---------------------------------------
+send --from mods@example.com --to drop@example.net,keep@example.net \
+    --header "Subject: original subject" --header "X-Remove: bye" --body "original body"
+check "mods: accepted" queued
+if sunk "replaced body"; then
+    ok "mods: body replaced"
+    check "mods: sender changed (smfi_chgfrom)" in_dump "X-Mail-Args: <changed-sender@example.org>"
+    check "mods: recipient added with its parameters (smfi_addrcpt_par)" \
+        in_dump "X-Rcpt-Args: <added@example.org> ORCPT=rfc822;added@example.org NOTIFY=NEVER"
+    check "mods: recipient kept" in_dump "X-Rcpt-Args: <keep@example.net>"
+    check "mods: recipient deleted (smfi_delrcpt)" sh -c "! grep -q 'X-Rcpt-Args: <drop@example.net>' '$DUMP'"
+    check "mods: header changed" in_dump "Subject: changed subject"
+    check "mods: header deleted" sh -c "! grep -q '^X-Remove' '$DUMP'"
+    check "mods: header inserted above the client's fields" \
+        sh -c "sed -n '/^X-Inserted: at the top/,\$p' '$DUMP' | grep -q '^Date:'"
+    check "mods: folded header added" sh -c "grep -A1 '^X-Folded: first' '$DUMP' | grep -q '^	second'"
+    check "mods: original body gone" sh -c "! grep -q 'original body' '$DUMP'"
+else
+    not_ok "mods: body replaced" "$(tail -5 "$PF/maillog")"
+fi
+
+# ---- 4. TLS and AUTH -------------------------------------------------------------
+# (swaks needs Net::SSLeay for TLS; Python's smtplib does it without)
+OUT=$($PY - $P_SMTPD 2>&1 <<'EOF'
+import smtplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="client.test.example", timeout=20)
+s.starttls(context=ctx)
+s.ehlo("client.test.example")
+s.mail("tls@example.com")
+s.rcpt("one@example.net")
+code, text = s.data(b"Subject: over tls\r\n\r\nx\r\n")
+print("<-  %d %s" % (code, text.decode()))
+s.quit()
+EOF
+)
+check "STARTTLS session accepted" queued
+check "tls stage ran with {tls_version} {cipher}" grep -qE "^tls	text=TLSv1\.[23]	version=TLSv1\.[23]	cipher=[A-Z0-9_-]+" "$T/probe.log"
+if [ $SASL = yes ]; then
+    send --from alice@example.com --to one@example.net --auth PLAIN \
+        --auth-user alice --auth-password wonderland --header "Subject: authenticated" --body x
+    check "SASL (Dovecot) session accepted" queued
+    check "auth stage ran with the login and mechanism" in_log "auth	text=alice	login=alice	mech=PLAIN"
+    check "mail stage saw the login" grep -qE "^mail	from=alice@example.com	.*	login=alice	" "$T/probe.log"
+    if sunk "Subject: authenticated"; then
+        check "auth-aware plugin's header arrived: X-Submilter-Login: alice" in_dump "X-Submilter-Login: alice"
+    else
+        not_ok "authenticated message reached the capture server"
+    fi
+    send --from bob@example.com --to one@example.net --auth PLAIN \
+        --auth-user alice --auth-password wrong
+    check "bad password refused by Postfix (no auth stage run)" has "<** 535"
+else
+    skip "Postfix SASL through Dovecot" "dovecot not available; mt-stages.lua covers {auth_authen}"
+fi
+t_done
