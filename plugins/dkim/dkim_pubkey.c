@@ -5,7 +5,8 @@
  * A DNS lookup is a job shared by the waiting session and a detached worker
  * thread; whichever lets go last frees it, so a session that gives up at its
  * deadline leaves nothing behind but a worker that ends with the resolver's
- * own timeout. The source counts running workers and fini waits for them.
+ * own timeout. The source counts its workers; freed while some still run,
+ * it is destroyed by the last of them.
  */
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -36,8 +37,8 @@ struct pk_source {
     size_t           n;
     int              file_mode;
     pthread_mutex_t  mu;
-    pthread_cond_t   idle;
-    long             running;
+    long             running;         /* workers alive */
+    int              closing;         /* freed; the last worker frees */
 };
 
 struct pk_job {
@@ -122,7 +123,6 @@ struct pk_source *dkim_pubkey_new(const char *file, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->idle, NULL);
     if (file && file[0]) {
         s->file_mode = 1;
         if (file_load(s, file, err, errlen) < 0) {
@@ -133,26 +133,46 @@ struct pk_source *dkim_pubkey_new(const char *file, char *err, size_t errlen)
     return s;
 }
 
-/* dkim_pubkey_free - see dkim_pubkey.h */
-void dkim_pubkey_free(struct pk_source **sp)
+/* source_destroy - free the source (no worker left) */
+static void source_destroy(struct pk_source *s)
 {
-    struct pk_source *s = *sp;
     size_t i;
 
-    if (!s)
-        return;
-    pthread_mutex_lock(&s->mu);
-    while (s->running > 0)
-        pthread_cond_wait(&s->idle, &s->mu);
-    pthread_mutex_unlock(&s->mu);
     for (i = 0; i < s->n; i++) {
         free(s->entries[i].name);
         free(s->entries[i].record);
     }
     free(s->entries);
     pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->idle);
     free(s);
+}
+
+/* source_release - count a worker out; the last of a freed source frees it */
+static void source_release(struct pk_source *s)
+{
+    int last;
+
+    pthread_mutex_lock(&s->mu);
+    last = --s->running == 0 && s->closing;
+    pthread_mutex_unlock(&s->mu);
+    if (last)
+        source_destroy(s);
+}
+
+/* dkim_pubkey_free - see dkim_pubkey.h */
+void dkim_pubkey_free(struct pk_source **sp)
+{
+    struct pk_source *s = *sp;
+    int last;
+
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->closing = 1;
+    last = s->running == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (last)
+        source_destroy(s);
     *sp = NULL;
 }
 
@@ -264,10 +284,7 @@ static void *worker(void *arg)
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
     job_unref(j);
-    pthread_mutex_lock(&s->mu);
-    if (--s->running == 0)
-        pthread_cond_broadcast(&s->idle);
-    pthread_mutex_unlock(&s->mu);
+    source_release(s);
     return NULL;
 }
 
@@ -305,10 +322,7 @@ static struct pk_job *job_start(struct pk_source *s, const char *name)
         j->refs = 1;
         job_unref(j);
     }
-    pthread_mutex_lock(&s->mu);
-    if (--s->running == 0)
-        pthread_cond_broadcast(&s->idle);
-    pthread_mutex_unlock(&s->mu);
+    source_release(s);
     return NULL;
 }
 

@@ -25,7 +25,7 @@ struct pk_source;
 
 /* dkim_pubkey_new - file NULL or "" for DNS; NULL with err on failure. */
 struct pk_source *dkim_pubkey_new(const char *file, char *err, size_t errlen);
-/* dkim_pubkey_free - waits for running DNS workers, then frees. */
+/* dkim_pubkey_free - frees now, or when the last running DNS worker ends. */
 void              dkim_pubkey_free(struct pk_source **sp);
 /* dkim_pubkey_lookup - the TXT record for name into buf (NUL-terminated,
  * character-strings joined), waiting at most timeout_ms. */

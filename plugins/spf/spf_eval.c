@@ -43,9 +43,9 @@ struct spf_engine {
     SPF_dns_server_t *limits_layer;  /* ours; owns the layers below */
     spf_done_fn       done;
     void             *done_arg;
-    pthread_mutex_t   mu;
-    pthread_cond_t    idle;
+    pthread_mutex_t   mu;                /* guards the three below and done */
     long              running, max_workers;
+    int               closing;
     int               max_terms, max_void;
 };
 
@@ -323,7 +323,6 @@ struct spf_engine *spf_engine_new(const char *zone_file, int max_terms,
             SPF_response_free(resp);
     }
     pthread_mutex_init(&e->mu, NULL);
-    pthread_cond_init(&e->idle, NULL);
     e->max_workers = max_workers > 0 ? max_workers : 1;
     e->max_terms = max_terms;
     e->max_void = max_void;
@@ -332,21 +331,30 @@ struct spf_engine *spf_engine_new(const char *zone_file, int max_terms,
     return e;
 }
 
-/* spf_engine_free - see spf_eval.h */
+/* engine_destroy - free the engine (no worker left) */
+static void engine_destroy(struct spf_engine *e)
+{
+    SPF_server_free(e->server);          /* frees the DNS layers too */
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+/* spf_engine_free - see spf_eval.h. Workers still waiting on the DNS keep
+ * the engine alive; the last one to finish frees it. */
 void spf_engine_free(struct spf_engine **ep)
 {
     struct spf_engine *e = *ep;
+    int last;
 
     if (!e)
         return;
     pthread_mutex_lock(&e->mu);
-    while (e->running > 0)
-        pthread_cond_wait(&e->idle, &e->mu);
+    e->done = NULL;                      /* the cache goes away with us */
+    e->closing = 1;
+    last = e->running == 0;
     pthread_mutex_unlock(&e->mu);
-    SPF_server_free(e->server);          /* frees the DNS layers too */
-    pthread_mutex_destroy(&e->mu);
-    pthread_cond_destroy(&e->idle);
-    free(e);
+    if (last)
+        engine_destroy(e);
     *ep = NULL;
 }
 
@@ -465,6 +473,36 @@ static void job_unref(struct job *j)
     }
 }
 
+/* engine_reserve - count a worker in, unless too many run already */
+static int engine_reserve(struct spf_engine *e)
+{
+    int ok;
+
+    pthread_mutex_lock(&e->mu);
+    ok = e->running < e->max_workers;
+    if (ok)
+        e->running++;
+    pthread_mutex_unlock(&e->mu);
+    return ok;
+}
+
+/* engine_release - count a worker out, handing its outcome (if worth
+ * keeping: not cut short, not temperror) to the cache hook; the last
+ * worker of a freed engine frees it */
+static void engine_release(struct spf_engine *e, const struct spf_outcome *o,
+                           const struct spf_query *q)
+{
+    int last;
+
+    pthread_mutex_lock(&e->mu);
+    if (o && e->done)
+        e->done(e->done_arg, q, o);
+    last = --e->running == 0 && e->closing;
+    pthread_mutex_unlock(&e->mu);
+    if (last)
+        engine_destroy(e);
+}
+
 /* worker - evaluate a job, hand over the outcome, feed the cache */
 static void *worker(void *arg)
 {
@@ -482,9 +520,7 @@ static void *worker(void *arg)
         memset(&o, 0, sizeof(o));
         o.result = SPF_R_TEMPERROR;
     }
-    /* A result cut short by the deadline is not worth remembering. */
-    if (L && !L->timed_out && o.result != SPF_R_TEMPERROR && e->done)
-        e->done(e->done_arg, &j->q, &o);
+    engine_release(e, L && !L->timed_out && o.result != SPF_R_TEMPERROR ? &o : NULL, &j->q);
     free(L);
     pthread_mutex_lock(&j->mu);
     j->o = o;
@@ -492,10 +528,6 @@ static void *worker(void *arg)
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
     job_unref(j);
-    pthread_mutex_lock(&e->mu);
-    if (--e->running == 0)
-        pthread_cond_broadcast(&e->idle);
-    pthread_mutex_unlock(&e->mu);
     return NULL;
 }
 
@@ -520,28 +552,6 @@ static struct job *job_new(struct spf_engine *e, const struct spf_query *q,
     return j;
 }
 
-/* engine_reserve - count a worker in, unless too many run already */
-static int engine_reserve(struct spf_engine *e)
-{
-    int ok;
-
-    pthread_mutex_lock(&e->mu);
-    ok = e->running < e->max_workers;
-    if (ok)
-        e->running++;
-    pthread_mutex_unlock(&e->mu);
-    return ok;
-}
-
-/* engine_release - undo engine_reserve when the thread did not start */
-static void engine_release(struct spf_engine *e)
-{
-    pthread_mutex_lock(&e->mu);
-    if (--e->running == 0)
-        pthread_cond_broadcast(&e->idle);
-    pthread_mutex_unlock(&e->mu);
-}
-
 /* spf_eval_run - see spf_eval.h */
 int spf_eval_run(struct spf_engine *e, const struct spf_query *q,
                  long timeout_ms, struct spf_outcome *o)
@@ -557,7 +567,7 @@ int spf_eval_run(struct spf_engine *e, const struct spf_query *q,
     if (!engine_reserve(e))
         return -2;
     if (!(j = job_new(e, q, timeout_ms))) {
-        engine_release(e);
+        engine_release(e, NULL, q);
         return -3;
     }
     j->max_terms = e->max_terms;
@@ -567,7 +577,7 @@ int spf_eval_run(struct spf_engine *e, const struct spf_query *q,
     started = pthread_create(&tid, &attr, worker, j) == 0;
     pthread_attr_destroy(&attr);
     if (!started) {
-        engine_release(e);
+        engine_release(e, NULL, q);
         j->refs = 1;
         job_unref(j);
         return -3;

@@ -59,7 +59,8 @@ struct spf_engine *spf_engine_new(const char *zone_file, int max_terms,
                                   int max_void, long max_workers,
                                   spf_done_fn done, void *done_arg,
                                   char *err, size_t errlen);
-/* spf_engine_free - waits for running workers, then frees. */
+/* spf_engine_free - frees now, or (if workers still wait on the DNS) when
+ * the last of them ends; the done hook is not called after this. */
 void spf_engine_free(struct spf_engine **ep);
 
 /* spf_result_name - "pass", "fail", ... */

@@ -1,0 +1,121 @@
+"""nstest.py - shared by the SPF/DKIM DNS test scripts: run the test in a
+private network and mount namespace (its own loopback; a private
+/etc/resolv.conf bind-mounted over the real one, which is never touched),
+start dnsserver.py on 127.0.0.1:53 there, and count results.
+
+A script calls enter_namespace() first: it re-executes itself under
+`unshare -mn` (exit 77, automake's SKIP, if namespaces are not allowed).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Tally:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, label, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print("ok   %s" % label)
+        else:
+            self.failed += 1
+            print("FAIL %s %s" % (label, detail))
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        return 1 if self.failed else 0
+
+
+def enter_namespace(resolv_options="timeout:1 attempts:1"):
+    """Re-exec under unshare, then set up loopback and resolv.conf.
+    Returns a temporary folder (removed at exit by the caller)."""
+    if os.environ.get("SUBM_NETNS") != "1":
+        if subprocess.run(["unshare", "-mn", "--propagation", "private", "true"],
+                          capture_output=True).returncode != 0:
+            print("SKIP: cannot make a private network namespace (unshare -mn)")
+            sys.exit(77)
+        env = dict(os.environ, SUBM_NETNS="1")
+        os.execvpe("unshare", ["unshare", "-mn", "--propagation", "private", "--",
+                               sys.executable] + sys.argv, env)
+    tmp = tempfile.mkdtemp(prefix="subm-ns.")
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    resolv = os.path.join(tmp, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver 127.0.0.1\noptions %s\n" % resolv_options)
+    subprocess.run(["mount", "--bind", resolv, "/etc/resolv.conf"], check=True)
+    return tmp
+
+
+class DNS:
+    """dnsserver.py on 127.0.0.1:53 serving a zone we can rewrite."""
+
+    def __init__(self, tmp, zone, timeout_mode="drop"):
+        self.zone_path = os.path.join(tmp, "zone.json")
+        self.log = os.path.join(tmp, "queries.log")
+        self.write(zone)
+        ready = os.path.join(tmp, "dns.ready")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "dnsserver.py"), "--zone", self.zone_path,
+             "--log", self.log, "--ready", ready, "--timeout-mode", timeout_mode])
+        for _ in range(100):
+            if os.path.exists(ready):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("dnsserver did not start")
+
+    def write(self, zone):
+        tmp = self.zone_path + ".new"
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            json.dump(zone, f)
+        os.replace(tmp, self.zone_path)
+        # The server notices changes by mtime; make sure this one differs.
+        t = time.time_ns()
+        os.utime(self.zone_path, ns=(t, t))
+
+    def queries(self):
+        try:
+            with open(self.log) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def spfrun(conf_text, cases, tmp):
+    """Run (ip, helo, sender) cases through t/spfrun with conf_text; returns
+    a list of dicts: verdict, code, ecode, result, ms, text."""
+    conf = os.path.join(tmp, "spfrun.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text)
+    spfrun_bin = os.environ.get("SPFRUN") or sys.exit("SPFRUN not set (run from make check)")
+    lines = "".join("%s\t%s\t%s\n" % c for c in cases)
+    r = subprocess.run([spfrun_bin, conf], input=lines.encode("utf-8", "surrogateescape"),
+                       capture_output=True, timeout=600)
+    out = []
+    for line in r.stdout.decode(errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) < 4:
+            continue
+        v, code, ecode = parts[0].split(" ")
+        out.append({"verdict": int(v), "code": int(code), "ecode": ecode,
+                    "result": parts[1], "ms": int(parts[2]), "text": parts[3]})
+    if len(out) != len(cases):
+        raise RuntimeError("spfrun gave %d results for %d cases: %s" %
+                           (len(out), len(cases), r.stdout.decode(errors="replace")[-800:]
+                            + r.stderr.decode(errors="replace")[-800:]))
+    return out
+
+
+def cleanup(tmp):
+    shutil.rmtree(tmp, ignore_errors=True)
