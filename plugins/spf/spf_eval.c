@@ -31,6 +31,10 @@ struct limits {
     int     max_terms, max_void;
     int     over_terms, over_void, dns_fail, timed_out;
     int     record_fetched;          /* the first TXT is the record itself */
+    /* The last lookup, so an explanation fetch (the last TXT of a "fail")
+     * can be taken back: its errors do not count (RFC 7208 6.2). */
+    ns_type last_type;
+    int     last_fail, last_void;
     int64_t deadline;
     size_t  nfollow;
     char    follow[FOLLOW_MAX][256];
@@ -109,8 +113,17 @@ static int follow_take(struct limits *L, const char *name)
     return 0;
 }
 
-/* limits_note_answer - count void lookups and DNS failures, note follow-ups */
-static void limits_note_answer(struct limits *L, const SPF_dns_rr_t *rr,
+/* note_void - one more void lookup */
+static void note_void(struct limits *L)
+{
+    L->last_void = 1;
+    if (++L->voids > L->max_void)
+        L->over_void = 1;
+}
+
+/* limits_note_answer - count void lookups and DNS failures, note follow-ups.
+ * Lookups of MX/PTR targets are neither terms nor voids (RFC 7208 4.6.4). */
+static void limits_note_answer(struct limits *L, SPF_dns_rr_t *rr,
                                ns_type type, int counted)
 {
     int i;
@@ -120,21 +133,46 @@ static void limits_note_answer(struct limits *L, const SPF_dns_rr_t *rr,
         break;
     case HOST_NOT_FOUND:
     case NO_DATA:
-        if (counted && ++L->voids > L->max_void)
-            L->over_void = 1;
+        if (counted)
+            note_void(L);
         return;
     default:                        /* TRY_AGAIN, NO_RECOVERY */
-        L->dns_fail = 1;
+        L->dns_fail = L->last_fail = 1;
         return;
     }
-    if (rr->num_rr == 0 && counted && ++L->voids > L->max_void)
-        L->over_void = 1;
+    if (rr->num_rr == 0 && counted)
+        note_void(L);
+    /* RFC 7208 4.6.4: names past the first 10 of a PTR answer are ignored
+     * (libspf2 would call the answer an error instead). */
+    if (type == ns_t_ptr && rr->num_rr > 10)
+        rr->num_rr = 10;
     for (i = 0; i < rr->num_rr; i++) {
         if (type == ns_t_mx)
             follow_add(L, rr->rr[i]->mx);
         else if (type == ns_t_ptr)
             follow_add(L, rr->rr[i]->ptr);
     }
+}
+
+/* name_ok - a name the DNS can hold: labels of 1..63, 253 in all */
+static int name_ok(const char *name)
+{
+    size_t len = strlen(name), label = 0, i;
+
+    if (len > 0 && name[len - 1] == '.')
+        len--;
+    if (len == 0 || len > 253)
+        return 0;
+    for (i = 0; i < len; i++) {
+        if (name[i] != '.') {
+            label++;
+            continue;
+        }
+        if (label == 0 || label > 63)
+            return 0;
+        label = 0;
+    }
+    return label > 0 && label <= 63;
 }
 
 /* limits_lookup - the limits layer's lookup: count, bound, pass down */
@@ -145,8 +183,17 @@ static SPF_dns_rr_t *limits_lookup(SPF_dns_server_t *srv, const char *domain,
     SPF_dns_rr_t *rr;
     int counted = 1;
 
+    if (!name_ok(domain)) {
+        /* RFC 7208 4.3/4.8: a malformed name is no match (or "none" at the
+         * top), not a DNS failure as the resolver's refusal would say. */
+        if (L)
+            L->last_type = type, L->last_fail = L->last_void = 0;
+        return SPF_dns_rr_new_nxdomain(srv, domain);
+    }
     if (!L)
         return SPF_dns_lookup(srv->layer_below, domain, type, should_cache);
+    L->last_type = type;
+    L->last_fail = L->last_void = 0;
     if (now_ms() >= L->deadline) {
         L->timed_out = L->dns_fail = 1;
         return SPF_dns_rr_new_init(srv, domain, type, 0, TRY_AGAIN);
@@ -164,7 +211,7 @@ static SPF_dns_rr_t *limits_lookup(SPF_dns_server_t *srv, const char *domain,
     }
     rr = SPF_dns_lookup(srv->layer_below, domain, type, should_cache);
     if (!rr) {
-        L->dns_fail = 1;
+        L->dns_fail = L->last_fail = 1;
         return NULL;
     }
     limits_note_answer(L, rr, type, counted);
@@ -358,11 +405,32 @@ void spf_engine_free(struct spf_engine **ep)
     *ep = NULL;
 }
 
+/* forgive_explanation - a "fail" whose last lookup was a TXT ended with the
+ * exp= fetch: its failure or void does not change the result (RFC 7208
+ * 6.2). The only TXT lookup after a decided fail is that one: an include
+ * or redirect that failed would not have let the evaluation reach fail. */
+static void forgive_explanation(SPF_result_t r, struct limits *L)
+{
+    if (r != SPF_RESULT_FAIL || L->last_type != ns_t_txt || L->timed_out)
+        return;
+    if (L->last_fail) {
+        L->dns_fail = 0;
+    }
+    if (L->last_void) {
+        L->voids--;
+        L->over_void = L->voids > L->max_void;
+    }
+    if (L->terms > 0)
+        L->terms--;
+    L->over_terms = L->terms > L->max_terms;
+}
+
 /* map_result - libspf2's answer and our counters to an RFC 7208 result */
-static enum spf_result map_result(SPF_result_t r, const struct limits *L,
+static enum spf_result map_result(SPF_result_t r, struct limits *L,
                                   const char **why)
 {
     *why = NULL;
+    forgive_explanation(r, L);
     if (L->timed_out) {
         *why = "DNS deadline passed";
         return SPF_R_TEMPERROR;
