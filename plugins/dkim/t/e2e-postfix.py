@@ -1,0 +1,356 @@
+#!/usr/bin/python3
+"""e2e-postfix.py - spf and dkim through the daemon's milter front-end
+behind a real Postfix.
+
+In a private network namespace (nstest.py) run our DNS server, smtp-sink
+(the next hop, dumping each message), a private Dovecot (passwd-file SASL
+for Postfix), a private Postfix (`postfix -c DIR start`, smtpd on
+127.0.0.1:23020, no DNS, no peer name lookups, smtpd_milters = submilter,
+XCLIENT allowed from loopback) and submilter with the milter front-end and
+the chain spf, dkim. With Python's smtplib:
+  - a SASL-authenticated session's message arrives signed and dkimpy
+    accepts it (signing triggered by {auth_authen}: loopback is not in
+    internal_networks here);
+  - an unauthenticated session from an internal network (XCLIENT
+    ADDR=192.0.2.10) is signed too; one from outside is not;
+  - an unauthenticated MAIL FROM a domain publishing "-all" from outside
+    (XCLIENT ADDR=198.51.100.7) is refused with 550 5.7.23.
+Ports 23020-23029. Prints "N passed, M failed"; exit 77 without root,
+namespaces, Postfix or Dovecot.
+"""
+import base64
+import glob
+import os
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+
+SPF_T = os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(
+    os.path.abspath(__file__)), "..", "..", "..")), "plugins", "spf", "t")
+sys.path.insert(0, SPF_T)
+import nstest  # noqa: E402
+
+import dkim  # noqa: E402
+
+P_SMTPD, P_SINK, P_MILTER = 23020, 23021, 23022
+SUBMILTER = os.environ.get("SUBMILTER") or sys.exit("SUBMILTER not set (run from make check)")
+PLUGIN_DIR = os.environ.get("SUBM_TEST_PLUGIN_DIR") or sys.exit("SUBM_TEST_PLUGIN_DIR not set")
+for tool in ("postfix", "smtp-sink", "dovecot"):
+    if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+        print("SKIP: %s not installed" % tool)
+        sys.exit(77)
+if os.geteuid() != 0:
+    print("SKIP: postfix start needs root")
+    sys.exit(77)
+if not os.path.exists(SUBMILTER):
+    print("SKIP: %s not built" % SUBMILTER)
+    sys.exit(77)
+
+tmp = nstest.enter_namespace("timeout:2 attempts:1")
+os.chmod(tmp, 0o755)
+T = nstest.Tally()
+procs, stops = [], []
+PF = os.path.join(tmp, "postfix")
+
+MASTER_CF = """127.0.0.1:%d inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+def openssl(*args):
+    return subprocess.run(["openssl"] + list(args), capture_output=True, check=True).stdout
+
+
+def make_key(name, kind):
+    path = os.path.join(tmp, name)
+    if kind == "rsa":
+        openssl("genpkey", "-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path)
+    else:
+        openssl("genpkey", "-algorithm", "ed25519", "-out", path)
+    os.chmod(path, 0o600)
+    der = openssl("pkey", "-in", path, "-pubout", "-outform", "DER")
+    return path, base64.b64encode(der if kind == "rsa" else der[-32:]).decode()
+
+
+def wait_port(port, seconds=15):
+    end = time.time() + seconds
+    while time.time() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def message(frm, subject):
+    return (b"From: <%s>\r\nTo: rcpt@example.net\r\nSubject: %s\r\n"
+            b"Date: Tue, 01 Dec 2026 13:00:00 +0000\r\nMessage-ID: <%d@example.com>\r\n"
+            b"\r\nBody of %s.\r\n" % (frm.encode(), subject.encode(), time.time_ns(),
+                                       subject.encode()))
+
+
+def send(sender, msg, login=None, xclient=None):
+    """One session to Postfix: (code, text) of the first refusal, or 250."""
+    s = smtplib.SMTP("127.0.0.1", P_SMTPD, timeout=30)
+    try:
+        s.ehlo("client.example")
+        if xclient:
+            code, text = s.docmd("XCLIENT", xclient)
+            if code != 220:
+                return code, "XCLIENT: " + text.decode(errors="replace")
+            s.ehlo("client.example")
+        if login:
+            s.login(*login)
+        code, text = s.mail(sender)
+        if code != 250:
+            return code, text.decode(errors="replace")
+        code, text = s.rcpt("rcpt@example.net")
+        if code != 250:
+            return code, text.decode(errors="replace")
+        code, text = s.data(msg)
+        return code, text.decode(errors="replace")
+    except smtplib.SMTPException as e:
+        return -1, str(e)
+    finally:
+        try:
+            s.quit()
+        except Exception:
+            pass
+
+
+def sunk(needle, seconds=15):
+    end = time.time() + seconds
+    while time.time() < end:
+        for f in glob.glob(os.path.join(tmp, "sink", "*")):
+            with open(f, "rb") as fp:
+                data = fp.read()
+            if needle.encode() in data:
+                return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        time.sleep(0.1)
+    return None
+
+
+def start_dovecot():
+    d = os.path.join(tmp, "dovecot")
+    os.makedirs(os.path.join(d, "run"))
+    os.makedirs(os.path.join(d, "state"))
+    with open(os.path.join(d, "passwd"), "w") as f:
+        f.write("alice:{PLAIN}wonderland\n")
+    with open(os.path.join(d, "dovecot.conf"), "w") as f:
+        f.write("""base_dir = %(d)s/run
+state_dir = %(d)s/state
+log_path = %(d)s/log
+protocols =
+ssl = no
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN %(d)s/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}
+service auth {
+  unix_listener auth-client {
+    mode = 0666
+  }
+}
+service anvil {
+  chroot =
+}
+""" % {"d": d})
+    p = subprocess.Popen(["dovecot", "-F", "-c", os.path.join(d, "dovecot.conf")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(p)
+    sock = os.path.join(d, "run", "auth-client")
+    for _ in range(100):
+        if os.path.exists(sock):
+            return sock
+        time.sleep(0.1)
+    return None
+
+
+def start_postfix(auth_sock):
+    os.makedirs(os.path.join(PF, "queue"))
+    os.makedirs(os.path.join(PF, "data"))
+    shutil.chown(os.path.join(PF, "data"), "postfix")
+    with open(os.path.join(PF, "main.cf"), "w") as f:
+        f.write("""compatibility_level = 3.6
+queue_directory = %(pf)s/queue
+data_directory = %(pf)s/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.test.example
+mydomain = test.example
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8 192.0.2.0/24 198.51.100.0/24
+relay_domains = example.net
+relayhost = [127.0.0.1]:%(sink)d
+smtp_dns_support_level = disabled
+disable_dns_lookups = yes
+smtpd_peername_lookup = no
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+maillog_file = %(pf)s/maillog
+maillog_file_prefixes = %(pf)s
+smtpd_milters = inet:127.0.0.1:%(milter)d
+milter_default_action = tempfail
+milter_protocol = 6
+milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = %(auth)s
+smtpd_tls_auth_only = no
+""" % {"pf": PF, "sink": P_SINK, "milter": P_MILTER, "auth": auth_sock})
+    with open(os.path.join(PF, "master.cf"), "w") as f:
+        f.write(MASTER_CF % P_SMTPD)
+    r = subprocess.run(["postfix", "-c", PF, "start"], capture_output=True)
+    stops.append(["postfix", "-c", PF, "stop"])
+    return r.returncode == 0 and wait_port(P_SMTPD)
+
+
+try:
+    rsa, rsa_p = make_key("rsa.pem", "rsa")
+    ed, ed_p = make_key("ed.pem", "ed25519")
+    keys = {"rsa1._domainkey.example.com": "v=DKIM1; k=rsa; p=" + rsa_p,
+            "ed1._domainkey.ed.example": "v=DKIM1; k=ed25519; p=" + ed_p}
+    zone = {"example.com": [["TXT", "v=spf1 ip4:192.0.2.0/24 -all"]],
+            "ed.example": [["TXT", "v=spf1 ip4:192.0.2.0/24 -all"]],
+            "fail.example": [["TXT", "v=spf1 -all"]],
+            "soft.example": [["TXT", "v=spf1 ~all"]]}
+    dns = nstest.DNS(tmp, zone)
+    procs.append(dns.proc)
+
+    def dnsfunc(name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        rec = keys.get(name.rstrip("."))
+        return rec.encode() if rec else None
+
+    os.makedirs(os.path.join(tmp, "sink"))
+    shutil.chown(os.path.join(tmp, "sink"), "postfix")
+    procs.append(subprocess.Popen(
+        ["smtp-sink", "-u", "postfix", "-d", os.path.join(tmp, "sink", "%M%S."),
+         "127.0.0.1:%d" % P_SINK, "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    with open(os.path.join(tmp, "sign.table"), "w") as f:
+        f.write("*@example.com example.com rsa1 %s\n*@ed.example ed.example ed1 %s\n" % (rsa, ed))
+    conf = os.path.join(tmp, "sub.conf")
+    with open(conf, "w") as f:
+        f.write("""pid_file = ""
+spool_dir = "%(t)s"
+plugin_dir = "%(pd)s"
+plugin_timeout = 5s
+milter { listen = "inet:%(pm)d@127.0.0.1" }
+plugin spf { authserv_id = "mx.test.example" }
+plugin dkim {
+    sign_table = "%(t)s/sign.table"
+    internal_networks = { "192.0.2.0/24" }
+}
+""" % {"t": tmp, "pd": PLUGIN_DIR, "pm": P_MILTER})
+    log = open(conf + ".log", "w")
+    procs.append(subprocess.Popen([SUBMILTER, "-c", conf, "-f", "-d"], stdout=log, stderr=log))
+    auth = start_dovecot()
+    ready = wait_port(P_MILTER) and wait_port(P_SINK) and auth and start_postfix(auth)
+    if not ready:
+        logs = ""
+        for p in (conf + ".log", os.path.join(PF, "maillog"), os.path.join(tmp, "dovecot", "log")):
+            if os.path.exists(p):
+                with open(p) as f:
+                    logs += f.read()[-1500:]
+        T.check("submilter, smtp-sink, dovecot and postfix started", False, logs)
+        raise SystemExit
+
+    def signed_ok(label, subject):
+        got = sunk(subject)
+        T.check("%s: reached the next hop" % label, got is not None)
+        if not got:
+            return
+        try:
+            ok = dkim.DKIM(got).verify(dnsfunc=dnsfunc)
+        except dkim.DKIMException as e:
+            ok = False
+            print("  dkimpy: %s" % e)
+        T.check("%s: DKIM-Signature verifies in dkimpy" % label,
+                b"DKIM-Signature:" in got and ok, got[:1500].decode(errors="replace"))
+
+    # 1. SASL: signed because of {auth_authen}.
+    for kind, frm in (("rsa", "u@example.com"), ("ed25519", "u@ed.example")):
+        code, text = send(frm, message(frm, "sasl %s" % kind), login=("alice", "wonderland"))
+        T.check("SASL session (%s): queued" % kind, code == 250, "%d %s" % (code, text))
+        signed_ok("SASL session (%s)" % kind, "sasl %s" % kind)
+
+    # 2. XCLIENT: an internal address is signed, an outside one not.
+    code, text = send("u@example.com", message("u@example.com", "xclient internal"),
+                      xclient="ADDR=192.0.2.10 NAME=[UNAVAILABLE]")
+    T.check("internal network via XCLIENT: queued", code == 250, "%d %s" % (code, text))
+    signed_ok("internal network via XCLIENT", "xclient internal")
+    code, text = send("u@soft.example", message("u@example.com", "xclient outside"),
+                      xclient="ADDR=198.51.100.7 NAME=[UNAVAILABLE]")
+    got = sunk("xclient outside")
+    T.check("outside, unauthenticated: not signed, SPF softfail tagged",
+            code == 250 and got is not None and b"DKIM-Signature:" not in got
+            and b"spf=softfail" in got, "%d %s" % (code, text))
+
+    # 3. SPF refusal through Postfix.
+    code, text = send("u@fail.example", message("u@fail.example", "spf fail"),
+                      xclient="ADDR=198.51.100.7 NAME=[UNAVAILABLE]")
+    T.check("outside, MAIL FROM a -all domain: 550 5.7.23",
+            code == 550 and text.startswith("5.7.23"), "%d %s" % (code, text))
+    code, text = send("u@fail.example", message("u@fail.example", "spf fail auth"),
+                      login=("alice", "wonderland"))
+    T.check("the same sender authenticated: not checked (skip_authenticated)", code == 250,
+            "%d %s" % (code, text))
+finally:
+    for cmd in stops:
+        subprocess.run(cmd, capture_output=True)
+    for p in reversed(procs):
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    # Postfix's master may outlive "stop" for a moment; wait for it by PID.
+    pid_file = os.path.join(PF, "queue", "pid", "master.pid")
+    if os.path.exists(pid_file):
+        try:
+            pid = int(open(pid_file).read().strip())
+            for _ in range(50):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            os.kill(pid, 9)
+        except (ValueError, OSError):
+            pass
+    if os.environ.get("KEEP"):
+        print("# kept %s" % tmp)
+    else:
+        nstest.cleanup(tmp)
+sys.exit(T.finish())
