@@ -124,6 +124,24 @@ void hdr_value(char *dst, size_t size, const char *src)
     dst[o] = '\0';
 }
 
+/* hdr_addr - see authres.h */
+void hdr_addr(char *dst, size_t size, const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    char local[512];
+    size_t ll;
+
+    if (at && at > addr && (ll = (size_t)(at - addr)) < sizeof(local)) {
+        memcpy(local, addr, ll);
+        local[ll] = '\0';
+        if (is_dot_atom(local) && is_dot_atom(at + 1) && strlen(addr) < size) {
+            memcpy(dst, addr, strlen(addr) + 1);
+            return;
+        }
+    }
+    hdr_value(dst, size, addr);
+}
+
 /* hdr_comment - see authres.h */
 void hdr_comment(char *dst, size_t size, const char *src)
 {

@@ -28,6 +28,10 @@ int authres_strip_forged(subm_ctx_t *ctx, const char *id);
  * control characters dropped; truncated to fit size. */
 void hdr_value(char *dst, size_t size, const char *src);
 
+/* hdr_addr - an address as an RFC 8601 pvalue: local@domain as it is
+ * when both parts are dot-atoms, else the whole as a quoted-string. */
+void hdr_addr(char *dst, size_t size, const char *addr);
+
 /* hdr_comment - src made safe inside "( ... )": parentheses and
  * backslashes replaced, control characters dropped. */
 void hdr_comment(char *dst, size_t size, const char *src);

@@ -264,6 +264,13 @@ START_TEST(test_headers)
                   "%s: Received-SPF", headers[_i].label);
     ck_assert_msg((st_header_after_mods(h, "Authentication-Results", 1) != NULL) == headers[_i].ar,
                   "%s: Authentication-Results", headers[_i].label);
+    if (headers[_i].ar) {
+        const char *ar = st_header_after_mods(h, "Authentication-Results", 1);
+
+        /* RFC 8601 pvalue: a plain address goes unquoted. */
+        ck_assert_msg(strstr(ar, "spf=pass smtp.mailfrom=u@pass.example") != NULL,
+                      "%s: %s", headers[_i].label, ar);
+    }
     st_host_free(&h);
 }
 END_TEST
@@ -311,6 +318,9 @@ START_TEST(test_quoting)
     ck_assert_msg(strstr(rs, "helo=\"evil\\\" receiver=x (y\";") != NULL, "helo not quoted: %s", rs);
     ck_assert_msg(strstr(rs, "envelope-from=\"\\\"a b\\\"@none.example\";") != NULL,
                   "sender not quoted: %s", rs);
+    rs = st_header_after_mods(h, "Authentication-Results", 1);
+    ck_assert_msg(rs && strstr(rs, "smtp.mailfrom=\"\\\"a b\\\"@none.example\"") != NULL,
+                  "A-R sender not quoted: %s", rs ? rs : "(none)");
     st_host_free(&h);
 }
 END_TEST

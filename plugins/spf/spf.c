@@ -116,7 +116,7 @@ static int init_parts(void *conf, subm_error_t *err)
         return subm_error(err, "skip_networks: %s", msg);
     if (!(cf->cache = spf_cache_new(cf->cache_size, cf->cache_ttl)))
         return subm_error(err, "cannot allocate a cache of %ld entries", cf->cache_size);
-    cf->engine = spf_engine_new(cf->test_zone, (int)cf->max_dns_terms,
+    cf->engine = spf_engine_new(cf->test_zone, cf->authserv_id, (int)cf->max_dns_terms,
                                 (int)cf->max_void_lookups, cf->max_lookups,
                                 cache_done, cf->cache, msg, sizeof(msg));
     if (!cf->engine)
@@ -284,7 +284,7 @@ static int add_auth_results(subm_ctx_t *ctx, const struct spf_sess *ss, const ch
     if (ss->q.identity_helo)
         hdr_value(ident, sizeof(ident), ss->q.helo);
     else
-        hdr_value(ident, sizeof(ident), ss->q.sender);
+        hdr_addr(ident, sizeof(ident), ss->q.sender);
     n = snprintf(v, sizeof(v), "%s;\r\n\tspf=%s smtp.%s=%s", id,
                  spf_result_name(ss->o.result),
                  ss->q.identity_helo ? "helo" : "mailfrom", ident);

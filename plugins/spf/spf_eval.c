@@ -319,7 +319,7 @@ static SPF_dns_server_t *zone_load(const char *path, char *err, size_t errlen)
 }
 
 /* spf_engine_new - see spf_eval.h */
-struct spf_engine *spf_engine_new(const char *zone_file, int max_terms,
+struct spf_engine *spf_engine_new(const char *zone_file, const char *receiver, int max_terms,
                                   int max_void, long max_workers,
                                   spf_done_fn done, void *done_arg,
                                   char *err, size_t errlen)
@@ -357,6 +357,8 @@ struct spf_engine *spf_engine_new(const char *zone_file, int max_terms,
     /* Our layer counts terms as RFC 7208 4.6.4 does; libspf2's own count
      * (which misses some) must not stop it first. */
     SPF_server_set_max_dns_mech(e->server, max_terms + 10);
+    if (receiver && receiver[0])
+        SPF_server_set_rec_dom(e->server, receiver);
     SPF_server_set_max_dns_mx(e->server, 10);
     SPF_server_set_max_dns_ptr(e->server, 10);
     /* libspf2's default explanation points at a web site long gone. */

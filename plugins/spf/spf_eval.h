@@ -53,9 +53,10 @@ struct spf_engine;
 typedef void (*spf_done_fn)(void *arg, const struct spf_query *q,
                             const struct spf_outcome *o);
 
-/* spf_engine_new - zone_file NULL/"" for the system resolver. NULL with a
+/* spf_engine_new - zone_file NULL/"" for the system resolver; receiver
+ * (NULL/"": the host name) names us in libspf2's comments. NULL with a
  * message in err on failure. */
-struct spf_engine *spf_engine_new(const char *zone_file, int max_terms,
+struct spf_engine *spf_engine_new(const char *zone_file, const char *receiver, int max_terms,
                                   int max_void, long max_workers,
                                   spf_done_fn done, void *done_arg,
                                   char *err, size_t errlen);
