@@ -26,6 +26,7 @@
  * MTA, not us, keeps the SMTP session going. Stages negotiated without a
  * reply (SMFIP_NR_*) answer SMFIS_NOREPLY.
  */
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,10 +196,16 @@ sfsistat milter_connect(SMFICTX *ctx, char *host, struct sockaddr *sa)
     else if (sa != NULL && sa->sa_family == AF_INET6)
         session_set_client(s, sa, sizeof(struct sockaddr_in6), name);
     else {
+        /* no socket address (a local client, sendmail -bs): an IP address
+         * from the macros if there is one ("0" from Sendmail is none) */
+        const char *addr = macro(ctx, "{client_addr}");
         const char *port = macro(ctx, "{client_port}");
+        unsigned char buf[sizeof(struct in6_addr)];
 
-        session_set_client_text(s, macro(ctx, "{client_addr}"),
-                                port ? atoi(port) : 0, name);
+        if (addr != NULL && inet_pton(AF_INET, addr, buf) != 1 &&
+            inet_pton(AF_INET6, addr, buf) != 1)
+            addr = NULL;
+        session_set_client_text(s, addr, addr && port ? atoi(port) : 0, name);
     }
     log_debug("%s: milter: connect from %s[%s]:%d j=%s _=%s", s->id,
               s->client_name, s->client_addr ? s->client_addr : "?",

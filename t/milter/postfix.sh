@@ -24,40 +24,12 @@ fi
 t_tmp
 P_SMTPD=21020 P_SINK=21021 P_MILTER=21022
 PF=$T/postfix
-mkdir -p "$PF" "$T/sink"
-chown postfix "$T/sink"
+mkdir -p "$PF"
 
-# ---- submilter -------------------------------------------------------------
-cat >"$T/sub.conf" <<CONF
-pid_file = ""
-spool_dir = "$T"
-milter { listen = "inet:$P_MILTER@127.0.0.1" }
-plugin example { path = "$EXAMPLE_SO"  reject_rcpt = { "blocked@example.net" } }
-plugin probe {
-    path = "$PROBE_SO"
-    log = "$T/probe.log"
-    macros = { "j", "{daemon_name}", "i" }
-    rules = {
-        "mail:temp-sender@ tempfail 451 4.7.1 Try later, sender",
-        "eom:multi@ reject 550 5.7.1 first line of the refusal\\\\nsecond line",
-        "eom:discard@ discard",
-        "eom:mods@ chgfrom changed-sender@example.org",
-        "eom:mods@ addrcpt added@example.org NOTIFY=NEVER",
-        "eom:mods@ delrcpt drop@example.net",
-        "eom:mods@ chgheader Subject 1 changed subject",
-        "eom:mods@ delheader X-Remove 1",
-        "eom:mods@ insheader 0 X-Inserted at the top",
-        "eom:mods@ addheader X-Folded first\\\\r\\\\n\\\\tsecond",
-        "eom:mods@ replbody replaced body\\\\r\\\\n"
-    }
-}
-CONF
+# ---- submilter and the capture server ------------------------------------------
+chain_conf "$T/sub.conf" $P_MILTER
 start_submilter "$T/sub.conf" $P_MILTER || t_done
-
-# ---- capture server ----------------------------------------------------------
-smtp-sink -u postfix -d "$T/sink/%M%S." 127.0.0.1:$P_SINK 50 >"$T/sink.log" 2>&1 &
-T_PIDS="$T_PIDS $!"
-wait_port $P_SINK || { not_ok "smtp-sink listens"; t_done; }
+start_sink $P_SINK || t_done
 
 # ---- Dovecot for SASL --------------------------------------------------------
 SASL=no
@@ -182,20 +154,8 @@ send() {
         --timeout 20 --hide-informational "$@" 2>&1)
     SEND_RC=$?
 }
-# sunk PATTERN - wait (up to 10 s) for a dump file holding PATTERN; its
-# name in $DUMP.
-sunk() {
-    for _ in $(seq 100); do
-        DUMP=$(grep -lF -- "$1" "$T/sink"/* 2>/dev/null | head -1)
-        [ -n "$DUMP" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 has() { printf '%s\n' "$OUT" | grep -qF -- "$1" || { printf '%s\n' "$OUT" | tail -8 | sed 's/^/#   | /'; return 1; }; }
 queued() { printf '%s\n' "$OUT" | grep -qE '^<.  250 2\.0\.0 Ok: queued' || { printf '%s\n' "$OUT" | tail -8 | sed 's/^/#   | /'; return 1; }; }
-in_dump() { grep -qF -- "$1" "$DUMP"; }
-in_log() { grep -qF -- "$1" "$T/probe.log"; }
 
 # ---- 1. a plain message: every stage, header added ------------------------------
 send --from sender@example.com --to one@example.net \
