@@ -3,8 +3,8 @@
 #
 # A private Postfix (`postfix -c DIR start`, its own queue and data folders
 # under a temp folder, smtpd on 127.0.0.1:21020, no DNS, no peer name
-# lookups, no chroot) has smtpd_milters pointing at submilter
-# (inet:127.0.0.1:21022) and relays everything to smtp-sink on
+# lookups, no chroot) has the milter settings of conf/postfix-main.cf,
+# pointing at submilter (inet:127.0.0.1:21022), and relays everything to smtp-sink on
 # 127.0.0.1:21021, which dumps each message to a file. A private Dovecot
 # (passwd-file, its own base_dir) gives Postfix SASL, and a throw-away
 # certificate gives STARTTLS. Clients are swaks.
@@ -98,12 +98,9 @@ maillog_file_prefixes = $PF
 smtpd_tls_cert_file = $PF/cert.pem
 smtpd_tls_key_file = $PF/key.pem
 smtpd_tls_security_level = may
-smtpd_milters = inet:127.0.0.1:$P_MILTER
-non_smtpd_milters = \$smtpd_milters
-milter_default_action = tempfail
-milter_protocol = 6
-milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}
 CONF
+# the milter settings are the shipped snippet's, on our port
+sed "s/8890/$P_MILTER/" "$top_srcdir/conf/postfix-main.cf" >>"$PF/main.cf"
 if [ $SASL = yes ]; then cat >>"$PF/main.cf" <<CONF
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot

@@ -61,7 +61,8 @@ if command -v saslpasswd2 >/dev/null &&
         "$SMD/sasldb2" >"$SMD/sasl/Sendmail.conf"
     SASL=yes
 fi
-# the .mc: the milter lines are those of conf/sendmail.mc
+# the .mc: the milter lines are the shipped conf/sendmail.mc, on our port
+sed "s/8890/$P_MILTER/" "$top_srcdir/conf/sendmail.mc" >"$SMD/submilter.mc"
 cat >"$SMD/test.mc" <<MC
 divert(0)dnl
 VERSIONID(\`submilter test')dnl
@@ -83,12 +84,7 @@ define(\`confAUTH_MECHANISMS', \`PLAIN LOGIN')dnl
 TRUST_AUTH_MECH(\`PLAIN LOGIN')dnl
 FEATURE(\`accept_unresolvable_domains')dnl
 FEATURE(\`nocanonify')dnl
-INPUT_MAIL_FILTER(\`submilter', \`S=inet:$P_MILTER@127.0.0.1, F=T, T=C:30s;S:30s;R:30s;E:5m')dnl
-define(\`confMILTER_MACROS_CONNECT', \`j, _, {daemon_name}, {if_name}, {if_addr}, {client_addr}, {client_port}, {client_name}')dnl
-define(\`confMILTER_MACROS_HELO', \`{tls_version}, {cipher}, {cipher_bits}, {cert_subject}, {cert_issuer}')dnl
-define(\`confMILTER_MACROS_ENVFROM', \`i, {auth_type}, {auth_authen}, {auth_ssf}, {auth_author}, {mail_mailer}, {mail_host}, {mail_addr}')dnl
-define(\`confMILTER_MACROS_ENVRCPT', \`{rcpt_mailer}, {rcpt_host}, {rcpt_addr}')dnl
-define(\`confMILTER_MACROS_EOM', \`{msg_id}, i')dnl
+include(\`$SMD/submilter.mc')dnl
 MAILER(\`local')dnl
 MAILER(\`smtp')dnl
 MC
