@@ -208,3 +208,46 @@ class Tally:
 def reply(r):
     """(code, text) of an smtplib reply, text as str."""
     return r[0], r[1].decode("latin-1") if isinstance(r[1], bytes) else r[1]
+
+
+class MilterDaemon(Daemon):
+    """submilter -f -c CONF with only a milter {} block (inet on loopback)."""
+
+    def __init__(self, env, plugins, root_extra=""):
+        self.env = env
+        self.port = env.ports.free()
+        spool = tempfile.mkdtemp(prefix="spool-", dir=env.dir)
+        self.conf = os.path.join(spool, "submilter.conf")
+        with open(self.conf, "w") as f:
+            f.write('pid_file = ""\nhostname = "mx.test"\nspool_dir = "%s"\n' % spool)
+            f.write('plugin_dir = "%s"\n%s\n' % (PLUGIN_DIR, root_extra))
+            f.write('milter {\n  listen = "inet:%d@127.0.0.1"\n}\n' % self.port)
+            f.write(plugins + "\n")
+        self.logpath = self.conf + ".log"
+        self.logf = open(self.logpath, "w")
+        self.proc = env.procs.start([SUBMILTER, "-f", "-c", self.conf],
+                                    stdout=self.logf, stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc)
+
+
+def miltertest(tally, script, port, timeout=60):
+    """Run a miltertest Lua script (globals PORT) and tally its "ok - " /
+    "not ok - " lines; a script that dies counts as a failure."""
+    mt = shutil.which("miltertest")
+    if mt is None:
+        tally.check("miltertest installed", False, "apt-get install miltertest")
+        return
+    r = subprocess.run([mt, "-s", script, "-D", "PORT=%d" % port], capture_output=True,
+                       text=True, timeout=timeout)
+    seen = 0
+    for line in r.stdout.splitlines():
+        if line.startswith("ok - "):
+            tally.check(line[5:], True)
+            seen += 1
+        elif line.startswith("not ok - "):
+            tally.check(line[9:], False)
+            seen += 1
+        elif line.startswith("#"):
+            print(line)
+    tally.check("%s ran to the end" % os.path.basename(script),
+                r.returncode == 0 and seen > 0, "rc %d: %s" % (r.returncode, r.stderr))
