@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "log.h"
@@ -282,6 +283,10 @@ static int smtp_greet(struct smtp_sess *ss)
         return 0;
     }
     if (sio_pending_input(&ss->io)) {
+        char c;
+        if (ss->io.in_end == ss->io.in_start &&
+            recv(ss->io.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+            return -1;                  /* gone already (a port probe) */
         log_info("%s: client %s spoke before the greeting", ss->s->id,
                  ss->s->client_addr);
         smtp_reply(ss, 554, "5.5.0", "Error: SMTP protocol synchronization");
