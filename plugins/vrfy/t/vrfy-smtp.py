@@ -8,12 +8,13 @@ relayed command is recognisable by its reply), the daemon runs the vrfy
 plugin with one configuration after another, and Python's smtplib checks
 each option: reject with 502 or 550, ambiguous 252, allow (the backend's own
 reply comes back), allow_authenticated (530 without AUTH), the rate limit
-shared by the sessions of one client, HELP refused or answered with our
+shared by the sessions of one client (also 10 at once), HELP refused or answered with our
 text. Ports 22000-22299.
 """
 import os
 import smtplib
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")), "plugins", "vrfy", "t"))
@@ -107,6 +108,28 @@ def allow_authenticated(d):
     s.quit()
 
 
+def parallel_rate(d):
+    """10 sessions at once, 5 lookups each: the shared counter lets exactly
+    rate_limit through, whatever the interleaving."""
+    codes, lock = [], threading.Lock()
+
+    def client():
+        s = session(d.port)
+        got = [cmd(s, "VRFY", "alice")[0] for _ in range(5)]
+        s.quit()
+        with lock:
+            codes.extend(got)
+
+    threads = [threading.Thread(target=client) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    T.eq("parallel: 50 answers", len(codes), 50)
+    T.eq("parallel: exactly 20 relayed", codes.count(250), 20)
+    T.eq("parallel: the other 30 ambiguous", codes.count(252), 30)
+
+
 with_daemon("defaults", "plugin vrfy {}", defaults)
 with_daemon("reject_550", 'plugin vrfy { vrfy = reject reject_code = 550 expn = allow '
             'help = reject }', reject_550_allow_expn)
@@ -115,5 +138,6 @@ with_daemon("rate", "plugin vrfy { vrfy = allow rate_limit = 3 over_rate = tempf
 with_daemon("allow_authenticated", 'plugin vrfy { vrfy = allow_authenticated '
             'expn = ambiguous help_text = "see https://example.org/help" }',
             allow_authenticated)
+with_daemon("parallel", "plugin vrfy { vrfy = allow rate_limit = 20 }", parallel_rate)
 env.procs.stop_all()
 T.summary()
