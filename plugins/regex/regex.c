@@ -368,11 +368,23 @@ static subm_verdict_t session_stage(subm_ctx_t *ctx, int stage, const char *s)
 /* regex_connect - "NAME[ADDR]". */
 static subm_verdict_t regex_connect(subm_ctx_t *ctx, const subm_arg_t *arg)
 {
+    const struct regex_conf *c = subm_instance(ctx);
     const char *name = subm_client_name(ctx), *addr = subm_client_addr(ctx);
-    char buf[1100];
+    size_t len;
+    subm_verdict_t v;
+    char *buf;
 
-    snprintf(buf, sizeof(buf), "%s[%s]", name ? name : "unknown", addr ? addr : "");
-    return session_stage(ctx, RX_CONNECT, buf);
+    if (c->set.nstage[RX_CONNECT] == 0)
+        return SUBM_CONTINUE;
+    name = name ? name : "unknown";
+    addr = addr ? addr : "";
+    len = strlen(name) + strlen(addr) + 3;
+    if ((buf = malloc(len)) == NULL)
+        return internal_error(ctx, "out of memory for the client name");
+    snprintf(buf, len, "%s[%s]", name, addr);   /* sized to fit */
+    v = session_stage(ctx, RX_CONNECT, buf);
+    free(buf);
+    return v;
 }
 
 /* regex_helo - the HELO/EHLO name. */

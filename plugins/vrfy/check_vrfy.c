@@ -189,6 +189,18 @@ START_TEST(test_rate_table_bounded)
 }
 END_TEST
 
+/* A client key longer than a table slot is still counted. */
+START_TEST(test_rate_long_key)
+{
+    struct st_host *h = st_host_new("plugin vrfy { vrfy = allow rate_limit = 2 }");
+    st_result_t r;
+
+    st_connect(h, "2001:0db8:0000:0000:0000:ff00:0042:8329%a-very-long-zone-name", NULL);
+    ck_assert_int_eq(lookups(h, 5, &r), 2);
+    st_host_free(&h);
+}
+END_TEST
+
 START_TEST(test_bad_options)
 {
     static const struct { const char *conf, *want; } t[] = {
@@ -222,6 +234,7 @@ int main(void)
     tcase_add_test(tc, test_over_rate_answers);
     tcase_add_test(tc, test_rate_zero_is_unlimited);
     tcase_add_test(tc, test_rate_table_bounded);
+    tcase_add_test(tc, test_rate_long_key);
     tcase_add_test(tc, test_bad_options);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

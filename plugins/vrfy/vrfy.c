@@ -172,14 +172,18 @@ static int rate_allow(struct vrfy_conf *c, const char *addr)
     struct rate_table *t = c->rate;
     struct rate_entry *e;
     int64_t now = now_ms();
+    char key[sizeof(e->addr)];
     int ok;
 
     if (c->rate_limit <= 0 || t == NULL)
         return 1;
+    /* a key longer than a slot (never an IP address) is cut: such clients
+     * share one budget, which errs on the safe side */
+    snprintf(key, sizeof(key), "%s", addr);
     pthread_mutex_lock(&t->lock);
-    e = rate_slot(t, addr);
+    e = rate_slot(t, key);
     if (e->addr[0] == 0 || now - e->start_ms >= c->rate_window) {
-        snprintf(e->addr, sizeof(e->addr), "%s", addr);
+        memcpy(e->addr, key, sizeof(key));
         e->start_ms = now;
         e->count = 0;
     }
