@@ -35,6 +35,7 @@
 #include <opendkim/dkim.h>
 #include <submilter/plugin.h>
 #include "authres.h"
+#include "dkim_ed25519.h"
 #include "dkim_keys.h"
 #include "dkim_pubkey.h"
 #include "netlist.h"
@@ -81,7 +82,8 @@ struct dkim_txn {
     size_t                *hlens;
     size_t                 nhdrs;
     int                    too_many;
-    DKIM                  *signers[DKIM_KEYS_MAX_MATCH];
+    DKIM                  *signers[DKIM_KEYS_MAX_MATCH];   /* rsa: libopendkim */
+    struct ed_signer      *eds[DKIM_KEYS_MAX_MATCH];       /* ed25519: ours */
     const struct dkim_key *keys[DKIM_KEYS_MAX_MATCH];
     size_t                 nsigners;
     /* verifying */
@@ -197,6 +199,18 @@ static DKIM_CBSTAT key_lookup(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t
     }
 }
 
+/* prescreen - libopendkim's hook before key lookups: a message with more
+ * signatures than we report gets the rest ignored, so a flood of
+ * signatures cannot make a flood of DNS queries */
+static DKIM_CBSTAT prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
+{
+    int i;
+
+    for (i = MAX_RESULTS; i < nsigs; i++)
+        dkim_sig_ignore(sigs[i]);
+    return DKIM_CBSTAT_CONTINUE;
+}
+
 /* lib_setup - one libopendkim library handle per instance */
 static int lib_setup(struct dkim_conf *cf, subm_error_t *err)
 {
@@ -217,8 +231,9 @@ static int lib_setup(struct dkim_conf *cf, subm_error_t *err)
                         (void *)cf->oversign_headers,
                         sizeof(cf->oversign_headers)) != DKIM_STAT_OK)
         return subm_error(err, "libopendkim refused oversign_headers");
-    if (dkim_set_key_lookup(cf->lib, key_lookup) != DKIM_STAT_OK)
-        return subm_error(err, "libopendkim refused the key lookup callback");
+    if (dkim_set_key_lookup(cf->lib, key_lookup) != DKIM_STAT_OK
+        || dkim_set_prescreen(cf->lib, prescreen) != DKIM_STAT_OK)
+        return subm_error(err, "libopendkim refused our callbacks");
     return 0;
 }
 
@@ -237,11 +252,6 @@ static int init_parts(void *conf, subm_error_t *err)
         return subm_error(err, "%s", msg);
     if (cf->sign && !cf->table && !cf->verify)
         return subm_error(err, "nothing to do: set sign_table, or verify = yes");
-    /* libopendkim 2.11's ed25519 signatures with simple header
-     * canonicalization do not verify (its folding differs from its hash). */
-    if (cf->header_canon == CANON_SIMPLE && sign_table_has_alg(cf->table, DKIM_SIGN_ED25519SHA256))
-        return subm_error(err, "header_canon = simple cannot be used with ed25519 keys "
-                          "(libopendkim signs them wrongly); use relaxed");
     if (cf->verify && !(cf->keys = dkim_pubkey_new(cf->test_keys, msg, sizeof(msg))))
         return subm_error(err, "%s", msg);
     return lib_setup(cf, err);
@@ -275,9 +285,11 @@ static void txn_cleanup(void *arg)
     struct dkim_txn *t = arg;
     size_t i;
 
-    for (i = 0; i < t->nsigners; i++)
+    for (i = 0; i < t->nsigners; i++) {
         if (t->signers[i])
             dkim_free(t->signers[i]);
+        ed_signer_free(&t->eds[i]);
+    }
     t->nsigners = 0;
     if (t->verifier)
         dkim_free(t->verifier);
@@ -413,6 +425,20 @@ static DKIM *signer_new(subm_ctx_t *ctx, struct dkim_txn *t, const struct dkim_k
     return d;
 }
 
+/* ed_signer_start - one of our ed25519 signers for key k */
+static struct ed_signer *ed_signer_start(const struct dkim_txn *t, const struct dkim_key *k)
+{
+    const struct dkim_conf *cf = t->cf;
+    struct ed_params p = {
+        .pkey = k->pkey, .domain = k->domain, .selector = k->selector,
+        .header_simple = cf->header_canon == CANON_SIMPLE,
+        .body_simple = cf->body_canon == CANON_SIMPLE,
+        .sign_headers = cf->sign_headers, .oversign_headers = cf->oversign_headers,
+    };
+
+    return ed_signer_new(&p);
+}
+
 /* signers_start - choose keys and start one signer each */
 static subm_verdict_t signers_start(subm_ctx_t *ctx, struct dkim_txn *t)
 {
@@ -435,13 +461,19 @@ static subm_verdict_t signers_start(subm_ctx_t *ctx, struct dkim_txn *t)
     }
     for (i = 0; i < n; i++) {
         int refused = 0;
-        DKIM *d = signer_new(ctx, t, keys[i], &refused);
+        DKIM *d = NULL;
+        struct ed_signer *ed = NULL;
 
-        if (!d && refused)
+        if (keys[i]->alg == DKIM_SIGN_ED25519SHA256)
+            ed = ed_signer_start(t, keys[i]);
+        else
+            d = signer_new(ctx, t, keys[i], &refused);
+        if (!d && !ed && refused)
             return SUBM_CONTINUE;
-        if (!d)
+        if (!d && !ed)
             return subm_tempfail(ctx, 451, "4.3.0", "DKIM signing failed; try again later");
         t->keys[t->nsigners] = keys[i];
+        t->eds[t->nsigners] = ed;
         t->signers[t->nsigners++] = d;
     }
     return SUBM_CONTINUE;
@@ -477,8 +509,12 @@ static subm_verdict_t dkim_body_hook(subm_ctx_t *ctx, const subm_arg_t *arg)
 
     if (!t || arg->len == 0)
         return SUBM_CONTINUE;
-    for (i = 0; i < t->nsigners; i++)
-        dkim_body(t->signers[i], data, arg->len);
+    for (i = 0; i < t->nsigners; i++) {
+        if (t->eds[i])
+            ed_signer_body(t->eds[i], data, arg->len);
+        else
+            dkim_body(t->signers[i], data, arg->len);
+    }
     if (t->verifier && !t->nosig && !t->broken)
         dkim_body(t->verifier, data, arg->len);
     return SUBM_CONTINUE;
@@ -505,22 +541,39 @@ static int crlf_fold(const u_char *in, size_t len, char *buf, size_t size)
     return 0;
 }
 
+/* signature_value - signer i's DKIM-Signature value into value */
+static int signature_value(struct dkim_txn *t, size_t i, char *value, size_t size,
+                           const char **why)
+{
+    u_char *hdr;
+    size_t len;
+    DKIM_STAT st;
+
+    *why = "signature not made";
+    if (t->eds[i])
+        return ed_signer_finish(t->eds[i], t->hdrs, t->hlens, t->nhdrs, time(NULL),
+                                value, size);
+    st = dkim_eom(t->signers[i], NULL);
+    if (st == DKIM_STAT_OK)
+        st = dkim_getsighdr_d(t->signers[i], strlen("DKIM-Signature: "), &hdr, &len);
+    if (st != DKIM_STAT_OK) {
+        *why = dkim_getresultstr(st);
+        return -1;
+    }
+    return crlf_fold(hdr, len, value, size);
+}
+
 /* sign_finish - close every signer, insert its DKIM-Signature */
 static subm_verdict_t sign_finish(subm_ctx_t *ctx, struct dkim_txn *t)
 {
     char value[8192];
-    u_char *hdr;
-    size_t i, len;
-    DKIM_STAT st;
+    const char *why;
+    size_t i;
 
     for (i = 0; i < t->nsigners; i++) {
-        st = dkim_eom(t->signers[i], NULL);
-        if (st == DKIM_STAT_OK)
-            st = dkim_getsighdr_d(t->signers[i], strlen("DKIM-Signature: "), &hdr, &len);
-        if (st != DKIM_STAT_OK || crlf_fold(hdr, len, value, sizeof(value)) < 0
+        if (signature_value(t, i, value, sizeof(value), &why) < 0
             || subm_txn_insert_header(ctx, 0, "DKIM-Signature", value) < 0) {
-            subm_log(ctx, SUBM_LOG_WARN, "signing with %s failed: %s", t->keys[i]->path,
-                     st != DKIM_STAT_OK ? dkim_getresultstr(st) : "signature not added");
+            subm_log(ctx, SUBM_LOG_WARN, "signing with %s failed: %s", t->keys[i]->path, why);
             return subm_tempfail(ctx, 451, "4.3.0", "DKIM signing failed; try again later");
         }
         subm_log(ctx, SUBM_LOG_INFO, "signed d=%s s=%s a=%s", t->keys[i]->domain,

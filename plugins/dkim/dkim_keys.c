@@ -73,12 +73,15 @@ static int key_type(struct dkim_key *k, const char *where, char *err, size_t err
                  "at least 1024)", where, k->path, EVP_PKEY_get_bits(pkey));
         id = -1;
     }
-    EVP_PKEY_free(pkey);
     BIO_free(bio);
+    if (id == EVP_PKEY_ED25519) {
+        k->alg = DKIM_SIGN_ED25519SHA256;
+        k->pkey = pkey;                 /* kept: dkim_ed25519.c signs with it */
+        return 0;
+    }
+    EVP_PKEY_free(pkey);
     if (id == EVP_PKEY_RSA)
         k->alg = DKIM_SIGN_RSASHA256;
-    else if (id == EVP_PKEY_ED25519)
-        k->alg = DKIM_SIGN_ED25519SHA256;
     else {
         if (id != -1)
             snprintf(err, errlen, "%s: key file %s is not a PEM RSA or Ed25519 private key",
@@ -95,6 +98,7 @@ static void key_free(struct dkim_key *k)
     free(k->domain);
     free(k->selector);
     free(k->path);
+    EVP_PKEY_free(k->pkey);
     if (k->pem) {
         memset(k->pem, 0, k->pem_len);
         free(k->pem);

@@ -8,8 +8,10 @@
  * own timeout. The source counts its workers; freed while some still run,
  * it is destroyed by the last of them.
  */
+#define _GNU_SOURCE 1               /* dladdr */
 #include <sys/types.h>
 #include <netinet/in.h>
+#include <dlfcn.h>
 #include <arpa/nameser.h>
 #include <ctype.h>
 #include <errno.h>
@@ -113,6 +115,18 @@ static int file_load(struct pk_source *s, const char *path, char *err, size_t er
     return 0;
 }
 
+/* pin_self - keep this shared object mapped even after the daemon
+ * dlclose()s it (reload, stop): a detached DNS worker may still be running
+ * our code when fini returns. RTLD_NODELETE on the already loaded object
+ * (RTLD_NOLOAD) does that; the reference is never dropped on purpose. */
+static void pin_self(void)
+{
+    Dl_info info;
+
+    if (dladdr((void *)pin_self, &info) && info.dli_fname)
+        (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 /* dkim_pubkey_new - see dkim_pubkey.h */
 struct pk_source *dkim_pubkey_new(const char *file, char *err, size_t errlen)
 {
@@ -123,6 +137,8 @@ struct pk_source *dkim_pubkey_new(const char *file, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
+    if (!(file && file[0]))
+        pin_self();                 /* DNS mode: workers may outlive us */
     if (file && file[0]) {
         s->file_mode = 1;
         if (file_load(s, file, err, errlen) < 0) {

@@ -6,8 +6,10 @@
  * The limits layer keeps per-evaluation counters in thread-local storage:
  * each evaluation runs in its own worker thread, which sets them up.
  */
+#define _GNU_SOURCE 1               /* dladdr */
 #include <sys/types.h>
 #include <netinet/in.h>
+#include <dlfcn.h>
 #include <arpa/nameser.h>
 #include <ctype.h>
 #include <errno.h>
@@ -218,11 +220,9 @@ static SPF_dns_rr_t *limits_lookup(SPF_dns_server_t *srv, const char *domain,
     return rr;
 }
 
-/* limits_destroy - free our layer and the layers below it */
+/* limits_destroy - free our layer (SPF_dns_free then frees those below) */
 static void limits_destroy(SPF_dns_server_t *srv)
 {
-    if (srv->layer_below)
-        SPF_dns_free(srv->layer_below);
     free(srv);
 }
 
@@ -318,6 +318,18 @@ static SPF_dns_server_t *zone_load(const char *path, char *err, size_t errlen)
     return zone;
 }
 
+/* pin_self - keep this shared object mapped even after the daemon
+ * dlclose()s it (reload, stop): a detached DNS worker may still be running
+ * our code when fini returns. RTLD_NODELETE on the already loaded object
+ * (RTLD_NOLOAD) does that; the reference is never dropped on purpose. */
+static void pin_self(void)
+{
+    Dl_info info;
+
+    if (dladdr((void *)pin_self, &info) && info.dli_fname)
+        (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 /* spf_engine_new - see spf_eval.h */
 struct spf_engine *spf_engine_new(const char *zone_file, const char *receiver, int max_terms,
                                   int max_void, long max_workers,
@@ -328,6 +340,7 @@ struct spf_engine *spf_engine_new(const char *zone_file, const char *receiver, i
     SPF_dns_server_t *below;
 
     err[0] = '\0';
+    pin_self();
     SPF_warning_handler = quiet_handler;
     SPF_info_handler = quiet_handler;
     SPF_debug_handler = quiet_handler;
@@ -383,7 +396,8 @@ struct spf_engine *spf_engine_new(const char *zone_file, const char *receiver, i
 /* engine_destroy - free the engine (no worker left) */
 static void engine_destroy(struct spf_engine *e)
 {
-    SPF_server_free(e->server);          /* frees the DNS layers too */
+    SPF_server_free(e->server);
+    SPF_dns_free(e->limits_layer);       /* ours and the layers below */
     pthread_mutex_destroy(&e->mu);
     free(e);
 }

@@ -1,0 +1,43 @@
+/*
+ * dkim_ed25519.h - an ed25519-sha256 DKIM signer of our own (RFC 6376
+ * canonicalization and hashing, RFC 8463 signing with OpenSSL).
+ *
+ * Why not libopendkim: version 2.11 leaks the private key (an EVP_PKEY and
+ * its key structure, about 1.2 KB) on every ed25519 signature, which a
+ * daemon signing all day cannot afford, and folds its simple-canonicalized
+ * ed25519 header differently from what it hashed. RSA signing and all
+ * verification stay with libopendkim.
+ *
+ * Use: ed_signer_new, ed_signer_body for each body chunk (CRLF line ends),
+ * ed_signer_finish with the header fields as received ("Name:value", folding
+ * kept, no final CRLF), ed_signer_free. Does not choose keys or fields.
+ */
+#ifndef SUBM_DKIM_ED25519_H
+#define SUBM_DKIM_ED25519_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct ed_signer;
+
+struct ed_params {
+    void              *pkey;            /* EVP_PKEY *, Ed25519 private key */
+    const char        *domain, *selector;
+    int                header_simple;   /* 1: simple, 0: relaxed */
+    int                body_simple;
+    const char *const *sign_headers;    /* NULL-terminated */
+    const char *const *oversign_headers;
+};
+
+/* ed_signer_new - NULL if out of memory. p's strings and lists must outlive
+ * the signer. */
+struct ed_signer *ed_signer_new(const struct ed_params *p);
+/* ed_signer_body - one body chunk. */
+void ed_signer_body(struct ed_signer *s, const unsigned char *data, size_t len);
+/* ed_signer_finish - the DKIM-Signature value (folded with CRLF + TAB) into
+ * out. Returns 0, or -1 (out too small, crypto failure). */
+int ed_signer_finish(struct ed_signer *s, char *const *hdrs, const size_t *hlens,
+                     size_t nhdrs, time_t now, char *out, size_t outsize);
+void ed_signer_free(struct ed_signer **sp);
+
+#endif
