@@ -192,6 +192,27 @@ def reset_hwm(pid):
         pass
 
 
+def cpu_ticks(pid, reaped=False):
+    """utime+stime of pid (all its threads), or with reaped its dead
+    children's cutime+cstime, in clock ticks."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return 0
+    # fields[0] is field 3 (state): utime is field 14, cutime 16
+    if reaped:
+        return int(fields[13]) + int(fields[14])
+    return int(fields[11]) + int(fields[12])
+
+
+def client_cpu():
+    """CPU seconds of the load generators we ran and reaped."""
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def children_map():
     kids = {}
     for d in os.listdir('/proc'):
@@ -231,6 +252,20 @@ class Sampler(threading.Thread):
         self.stop_ev = threading.Event()
         for _, pid, _ in servers:
             reset_hwm(pid)
+        self.cpu0 = self.cpu()
+        self.client0 = client_cpu()
+
+    def cpu(self):
+        """seconds of CPU used so far by all the servers (trees: every live
+        process plus what the root reaped from its dead children)."""
+        kids = children_map() if any(t for _, _, t in self.servers) else {}
+        total = 0
+        for _, pid, is_tree in self.servers:
+            if is_tree:
+                total += sum(cpu_ticks(p) for p in tree(pid, kids)) + cpu_ticks(pid, True)
+            else:
+                total += cpu_ticks(pid)
+        return total / float(os.sysconf('SC_CLK_TCK'))
 
     def run(self):
         if not any(t for _, _, t in self.servers):
@@ -249,6 +284,8 @@ class Sampler(threading.Thread):
     def finish(self):
         self.stop_ev.set()
         self.join()
+        self.cpu_used = self.cpu() - self.cpu0
+        self.client_used = client_cpu() - self.client0
         for label, pid, is_tree in self.servers:
             if not is_tree:
                 self.peak[label] = status_kib(pid, 'VmHWM')
@@ -362,6 +399,7 @@ class Bench:
         self.skipped = {}       # scenario -> reason (this phase)
         self.first_skip = {}    # the same, of phase 1
         self.check_failed = set()
+        self.profiles = []      # (scenario, text)
         self.checks = []        # (what, result text, ok)
         self.memory = []        # (what, result text)
         self.pids = {}          # scenario -> [(label, pid, is_tree)]
@@ -947,15 +985,53 @@ milter_protocol = 6
                             r['err'] = (r['err'] or '') + ' queue not drained in 120 s'
                     peak, nproc = smp.finish()
                     r['rss'] = [(lab, peak[lab], nproc[lab]) for lab, _, _ in self.pids.get(s, [])]
+                    r['cpu_us'] = smp.cpu_used / r['msgs'] * 1e6 if r['msgs'] else None
+                    r['client_us'] = smp.client_used / r['msgs'] * 1e6 if r['msgs'] else None
                     self.rows[(s, sessions, per_conn)] = r
-                    log('%-14s %3dx%-2d %6d msgs %6.1f s %8.1f msg/s p50 %s p99 %s %s%s' % (
+                    log('%-14s %3dx%-2d %6d msgs %6.1f s %8.1f msg/s p50 %s p99 %s cpu %s/%s us %s%s' % (
                         s, sessions, per_conn, r['msgs'], r['secs'], r['rate'],
-                        fmt_ms(r['p50']), fmt_ms(r['p99']), fmt_rss(r['rss']),
+                        fmt_ms(r['p50']), fmt_ms(r['p99']), fmt_us(r['cpu_us']),
+                        fmt_us(r['client_us']), fmt_rss(r['rss']),
                         ' ERR ' + r['err'] if r['err'] else ''))
-            if hasattr(self, 'pf_dir'):
-                self.pf_dir_log = os.path.join(self.pf_dir, 'maillog')
+            for s in self.o.profile:
+                if s in self.skipped or not self.wanted(s):
+                    continue
+                self.profile(s, load)
         finally:
             self.procs.stop_all()
+
+    def profile(self, s, load, sessions=20, per_conn=1, secs=4):
+        """profile - perf record -a while scenario s runs at 20x1; keeps the
+        share of CPU per program and the server's hottest symbols."""
+        if shutil.which('perf') is None:
+            self.profiles.append((s, 'perf not installed'))
+            return
+        data = os.path.join(self.rd, 'perf-%s.data' % s)
+        rec = subprocess.Popen(['perf', 'record', '-a', '-g', '-F', '499', '-o', data,
+                                '--', 'sleep', str(secs)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        r = load.point(self.port_of(s), sessions, per_conn, 1000000, secs - 0.6)
+        rec.wait()
+        if s.startswith('pf'):
+            self.postfix_drain()
+        comm = 'submilter' if 'subm' in s else 'opendkim' if 'opendkim' in s else \
+            'node' if 'haraka' in s else 'smtpd'
+
+        def report(*args):
+            out = sh(['perf', 'report', '-i', data, '--stdio', '--no-children'] + list(args))
+            return [l.rstrip() for l in out.splitlines()
+                    if re.match(r'^\s+[0-9.]+%', l)]
+        by_comm = report('--sort', 'comm', '-g', 'none')[:8]
+        by_dso = [l for l in report('--sort', 'comm,dso', '-g', 'none')
+                  if l.split()[1:2] == [comm]][:6]
+        by_sym = report('--comm', comm, '--sort', 'dso,symbol', '-g', 'none')[:25]
+        text = ['%s at %dx%d, %.0f msg/s while profiled (perf record -a -g, %d s)'
+                % (s, sessions, per_conn, r['rate'], secs),
+                'CPU samples by program:'] + by_comm + \
+            ['%s by library (share of all samples):' % comm] + by_dso + ['%s hottest symbols (self):' % comm] + by_sym
+        self.profiles.append((s, '\n'.join(text)))
+        log('profiled', s)
 
 
 def same_body(msg, orig):
@@ -971,6 +1047,10 @@ def fmt_ms(us):
     if us is None:
         return '-'
     return '%.2f' % (us / 1000.0) if us < 100000 else '%.0f' % (us / 1000.0)
+
+
+def fmt_us(us):
+    return '-' if us is None else '%.0f' % us
 
 
 def fmt_rss(rss):
@@ -1049,8 +1129,8 @@ def write_results(b, o, started, elapsed):
                  '(+ the milter\'s own VmHWM).')
     lines.append('')
     lines.append('| scenario | sessions x msgs/conn | messages | msg/s | p50 ms | p99 ms '
-                 '| peak RSS MiB | ratio |')
-    lines.append('|---|---:|---:|---:|---:|---:|---|---:|')
+                 '| peak RSS MiB | server CPU us/msg | client CPU us/msg | ratio |')
+    lines.append('|---|---:|---:|---:|---:|---:|---|---:|---:|---:|')
     for sessions, per_conn in o.points:
         for s, label, ref in SCENARIOS:
             r = rows.get((s, sessions, per_conn))
@@ -1064,9 +1144,10 @@ def write_results(b, o, started, elapsed):
                                              ' (%d procs)' % n if n > 1 else '')
                              for lab, kib, n in r['rss'])
             flag = ' (**check failed**)' if s in b.check_failed else ''
-            lines.append('| %s%s%s | %d x %d | %d | %.0f | %s | %s | %s | %s |' % (
-                label, flag, ' (**error**: %s)' % r['err'] if r['err'] else '', sessions, per_conn,
-                r['msgs'], r['rate'], fmt_ms(r['p50']), fmt_ms(r['p99']), rss, ratio))
+            lines.append('| %s%s%s | %d x %d | %d | %.0f | %s | %s | %s | %s | %s | %s |' % (
+                label, flag, ' (**error**: %s)' % r['err'] if r['err'] else '', sessions,
+                per_conn, r['msgs'], r['rate'], fmt_ms(r['p50']), fmt_ms(r['p99']), rss,
+                fmt_us(r.get('cpu_us')), fmt_us(r.get('client_us')), ratio))
     lines.append('')
     not_run = {}
     for s, label, _ in SCENARIOS:
@@ -1092,6 +1173,14 @@ def write_results(b, o, started, elapsed):
     for what, res in b.memory:
         lines.append('- %s: %s' % (what, res))
     lines.append('')
+    if b.profiles:
+        lines.append('## Profiles')
+        lines.append('')
+        for what, text in b.profiles:
+            lines.append('```')
+            lines += text.split('\n')
+            lines.append('```')
+            lines.append('')
     lines.append('## Method')
     lines.append('')
     lines += METHOD.format(count=o.count, cap=o.cap, cap_fast=o.cap_fast).strip().split('\n')
@@ -1128,6 +1217,11 @@ METHOD = """
 - Peak RSS: /proc/PID/status VmHWM after `clear_refs` = 5 at the start of each point; for Postfix
   the largest sum of PSS (smaps_rollup: shared pages split between the processes mapping them)
   over master and all its children in 100 ms samples.
+- CPU per message: utime+stime from /proc/PID/stat over the point, divided by the messages
+  (server: the process, or Postfix's whole tree incl. children it reaped, plus the milter;
+  client: smtp-source or drive, from getrusage of reaped children). For Postfix it includes
+  delivering the queue to the sink.
+- Profiles: `perf record -a -g` for 4 s while the scenario runs at 20 x 1 (not in the table).
 - Idle sessions: `t/bench/idle.py` opens the sessions, reads the banner, says EHLO and waits;
   RSS per session = (VmRSS with the sessions open - VmRSS before) / sessions.
 """
@@ -1204,6 +1298,8 @@ def main():
     ap.add_argument('--only', default='', help='comma list of scenarios (and "memory")')
     ap.add_argument('--points', default='', help='e.g. 1x1,20x10')
     ap.add_argument('--netns', action='store_true', help='we run in a private netns')
+    ap.add_argument('--profile', default='subm-pass,subm-rsa,pf-subm-empty',
+                    help='scenarios to profile with perf at 20x1 (empty: none)')
     o = ap.parse_args()
     o.benchdir = os.path.join(o.srcdir, 't', 'bench')
     o.submilter = os.environ.get('SUBMILTER') or os.path.join(o.builddir, 'filter', 'submilter')
@@ -1211,6 +1307,7 @@ def main():
     o.lat_so = os.path.join(o.rundir, 'lat.so')
     o.drive = os.path.join(o.rundir, 'drive')
     o.only = [x for x in o.only.split(',') if x]
+    o.profile = [x for x in o.profile.split(',') if x]
     o.points = [tuple(int(x) for x in p.split('x')) for p in o.points.split(',') if p] or POINTS
     o.default_chain = default_chain(o)
     if o.haraka and not os.path.exists(os.path.join(o.haraka, 'node_modules', 'Haraka')):
