@@ -276,7 +276,8 @@ plugin dkim {
 }
 """ % {"t": tmp, "pd": PLUGIN_DIR, "pm": P_MILTER})
     log = open(conf + ".log", "w")
-    procs.append(subprocess.Popen([SUBMILTER, "-c", conf, "-f", "-d"], stdout=log, stderr=log))
+    sub = subprocess.Popen([SUBMILTER, "-c", conf, "-f", "-d"], stdout=log, stderr=log)
+    procs.append(sub)
     auth = start_dovecot()
     ready = wait_port(P_MILTER) and wait_port(P_SINK) and auth and start_postfix(auth)
     if not ready:
@@ -328,6 +329,7 @@ plugin dkim {
                       login=("alice", "wonderland"))
     T.check("the same sender authenticated: not checked (skip_authenticated)", code == 250,
             "%d %s" % (code, text))
+    T.check("submilter still running after all that", sub.poll() is None)
 finally:
     for cmd in stops:
         subprocess.run(cmd, capture_output=True)
@@ -349,6 +351,16 @@ finally:
             os.kill(pid, 9)
         except (ValueError, OSError):
             pass
+    if os.path.exists(conf_log := os.path.join(tmp, "sub.conf.log")):
+        with open(conf_log, errors="replace") as f:
+            text = f.read()
+        # Memory errors anywhere; leaks only where our plugins allocated
+        # (others' leaks are theirs to report).
+        bad = "ERROR: AddressSanitizer" in text or any(
+            "/plugins/spf/" in block or "/plugins/dkim/" in block
+            for block in text.split("Direct leak")[1:] + text.split("Indirect leak")[1:])
+        T.check("no sanitizer report about the spf/dkim plugins", not bad,
+                text[text.find("Sanitizer") - 200:][:1500])
     if os.environ.get("KEEP"):
         print("# kept %s" % tmp)
     else:
