@@ -28,19 +28,25 @@ static void write_rules(const char *text)
     close(fd);
 }
 
-/* host - a host with a regex plugin on these rules and options. The file
- * is removed at once: the rules are compiled at load. */
-static struct st_host *host(const char *rules, const char *opts)
+/* host_root - a host with root options and a regex plugin on these rules
+ * and options. The file is removed at once: the rules are compiled at load. */
+static struct st_host *host_root(const char *root, const char *rules, const char *opts)
 {
     char conf[512];
     struct st_host *h;
 
     write_rules(rules);
-    snprintf(conf, sizeof(conf), "plugin regex { rules = \"%s\" %s }", rules_path,
-             opts ? opts : "");
+    snprintf(conf, sizeof(conf), "%s\nplugin regex { rules = \"%s\" %s }", root,
+             rules_path, opts ? opts : "");
     h = st_host_new(conf);
     unlink(rules_path);
     return h;
+}
+
+/* host - host_root without root options. */
+static struct st_host *host(const char *rules, const char *opts)
+{
+    return host_root("", rules, opts);
 }
 
 /* ---- errors in the rules file ------------------------------------------ */
@@ -157,6 +163,19 @@ struct scase {
     "--outer\nContent-Type: application/zip\n" \
     "Content-Disposition: attachment; filename=\"invoice.exe\"\n\nUEsDBA==\n" \
     "--outer--\n"
+
+#define RFC822_INSIDE \
+    "Subject: fwd\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b1\n\n" \
+    "--b1\nContent-Type: text/plain\n\nsee attached\n" \
+    "--b1\nContent-Type: message/rfc822\n\n" \
+    "Subject: inner\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n" \
+    "the secret=20word\n" \
+    "--b1--\n"
+
+#define NEAR_BOUNDARY \
+    "Subject: near\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"abc\"\n\n" \
+    "--abc\nContent-Type: text/plain\n\n--abcdef is not a boundary\n--abc  \n" \
+    "Content-Type: image/png\nContent-Transfer-Encoding: base64\n\nc2VjcmV0\n--abc--\n"
 
 static const struct scase scases[] = {
     { "connect: no reverse name, capture",
@@ -283,6 +302,22 @@ static const struct scase scases[] = {
       "body /filename=\"[^\"]*\\.exe\"/ reject 550 5.7.1 no exe\n",
       "body_decode = yes", NULL, NULL, NULL, NULL, NULL, NULL, MULTI_NESTED, 5,
       SUBM_STAGE_BODY, SUBM_REJECT, 550, "5.7.1", "no exe" },
+    { "body: message/rfc822 inside multipart, decoded",
+      "body /^the secret word$/ reject 550 5.7.1 inner\n",
+      "body_decode = yes", NULL, NULL, NULL, NULL, NULL, NULL, RFC822_INSIDE, 0,
+      SUBM_STAGE_BODY, SUBM_REJECT, 550, "5.7.1", "inner" },
+    { "body: inner message header lines",
+      "body /^Subject: inner$/ reject 550 5.7.1 inner header\n",
+      "body_decode = yes", NULL, NULL, NULL, NULL, NULL, NULL, RFC822_INSIDE, 0,
+      SUBM_STAGE_BODY, SUBM_REJECT, 550, "5.7.1", "inner header" },
+    { "body: a longer dash line is text, not a boundary",
+      "body /^--abcdef is not a boundary$/ reject 550 5.7.1 text\n",
+      "body_decode = yes", NULL, NULL, NULL, NULL, NULL, NULL, NEAR_BOUNDARY, 0,
+      SUBM_STAGE_BODY, SUBM_REJECT, 550, "5.7.1", "text" },
+    { "body: boundary with trailing blanks ends the part",
+      "body /secret/ reject\n",
+      "body_decode = yes", NULL, NULL, NULL, NULL, NULL, NULL, NEAR_BOUNDARY, 0,
+      SUBM_STAGE_EOM, SUBM_CONTINUE, 0, NULL, NULL },
     { "body: raw lines without decoding",
       "body /^dGhlIHNlY3JldCB3b3JkCg==$/ reject 550 5.7.1 raw\n",
       NULL, NULL, NULL, NULL, NULL, NULL, NULL, MULTI_ATTACH, 0,
@@ -485,31 +520,31 @@ struct runaway {
 
 static const struct runaway runaways[] = {
     { "(a+)+$ body, JIT", "body /(a+)+$/ reject\n", "jit = yes", 0, "!",
-      SUBM_TEMPFAIL, 1 },
+      SUBM_TEMPFAIL, 1, 0 },
     { "(a+)+$ body, interpreter", "body /(a+)+$/ reject\n", "jit = no", 0, "!",
-      SUBM_TEMPFAIL, 1 },
+      SUBM_TEMPFAIL, 1, 0 },
     { "(\\w+\\s?)*$ header, JIT", "header /^X-Long: (\\w+\\s?)*$/ reject\n", "jit = yes", 1, "!",
-      SUBM_TEMPFAIL, 1 },
+      SUBM_TEMPFAIL, 1, 0 },
     { "(\\w+\\s?)*$ header, interpreter", "header /^X-Long: (\\w+\\s?)*$/ reject\n", "jit = no",
-      1, "!", SUBM_TEMPFAIL, 1 },
+      1, "!", SUBM_TEMPFAIL, 1, 0 },
     { "(a|aa)+$ helo, JIT", "helo /^(a|aa)+$/ reject\n", "jit = yes", 2, "!",
-      SUBM_TEMPFAIL, 1 },
+      SUBM_TEMPFAIL, 1, 0 },
     { "(a|aa)+$ helo, interpreter", "helo /^(a|aa)+$/ reject\n", "jit = no", 2, "!",
-      SUBM_TEMPFAIL, 1 },
+      SUBM_TEMPFAIL, 1, 0 },
     /* quadratic: the interpreter's own limit restarts at each position, so
      * on 100 KB no single position reaches it (PCRE2 alone: ~40 s) */
     { "a.*[^a] body, interpreter", "body /a.*[^a]/ reject\n", "jit = no", 0, "",
-      SUBM_TEMPFAIL, 1 },
+      SUBM_TEMPFAIL, 1, 0 },
     { "a.*[^a] body 100K, interpreter", "body /a.*[^a]/ reject\n", "jit = no", 0, "",
       SUBM_TEMPFAIL, 1, 100000 },
     { "a.*[^a] header 100K, interpreter", "header /a.*[^a]/ reject\n", "jit = no", 1, "",
       SUBM_TEMPFAIL, 1, 100000 },
     { "a.*[^a] body, JIT", "body /a.*[^a]/ reject\n", "jit = yes", 0, "",
-      SUBM_TEMPFAIL, 1 },
+      SUBM_TEMPFAIL, 1, 0 },
     { "on_limit = continue", "body /(a+)+$/ reject\n", "on_limit = continue", 0, "!",
-      SUBM_CONTINUE, 1 },
+      SUBM_CONTINUE, 1, 0 },
     { "on_limit = reject", "body /(a+)+$/ reject\n", "on_limit = reject", 0, "!",
-      SUBM_REJECT, 1 },
+      SUBM_REJECT, 1, 0 },
 };
 
 /* now_s - monotonic seconds. */
@@ -621,6 +656,93 @@ START_TEST(test_line_cut)
 }
 END_TEST
 
+/* The stage deadline stops a body of many slow lines. */
+START_TEST(test_deadline)
+{
+    struct st_host *h = host_root("plugin_timeout = 100ms", "body /a.*[^a]/ reject\n",
+                                  "jit = no");
+    size_t lines = 300, i;
+    char *body = malloc(lines * 1002);
+    st_result_t r;
+    double t0;
+
+    for (i = 0; i < lines; i++) {
+        memset(body + i * 1002, 'a', 1000);
+        memcpy(body + i * 1002 + 1000, "\r\n", 2);
+    }
+    st_mail(h, "a@example.org", NULL);
+    st_rcpt(h, "b@example.org", NULL);
+    st_data(h);
+    st_eoh(h);
+    t0 = now_s();
+    r = st_body(h, body, lines * 1002);
+    ck_assert_msg(now_s() - t0 < 1.0, "took %.2f s", now_s() - t0);
+    ck_assert_int_eq(r.verdict, SUBM_TEMPFAIL);
+    ck_assert_int_eq(r.code, 451);
+    ck_assert(st_log_contains(h, "deadline passed"));
+    free(body);
+    st_host_free(&h);
+}
+END_TEST
+
+/* Random bytes as a MIME body, in random chunks: no crash, bounded, and the
+ * message passes (ASan/UBSan builds make this a memory check). */
+START_TEST(test_random_mime)
+{
+    static const char *const heads[] = {
+        "Content-Type: multipart/mixed; boundary=\"zz\"",
+        "Content-Type: text/plain\nContent-Transfer-Encoding: base64",
+        "Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable",
+        "Content-Type: message/rfc822",
+    };
+    static const char alphabet[] = "ab=\r\n-z+/09 \t\"AZ:;";
+    size_t n = 1 << 20, i, pos;
+    char *body = malloc(n);
+    int k;
+
+    srand(4242);
+    for (k = 0; k < 4; k++) {
+        struct st_host *h = host("body /(x+x+)+y/ reject\nbody /^--zz/ log boundary seen\n",
+                                 "body_decode = yes body_line_max = 1K");
+        char hdr[128];
+        st_result_t r = { SUBM_CONTINUE, 0, "", "" };
+
+        for (i = 0; i < n; i++)
+            body[i] = (i % 97 == 0) ? '\n' : (rand() % 5 == 0 ? (char) (rand() & 0xff)
+                      : alphabet[rand() % (sizeof(alphabet) - 1)]);
+        {
+            static const char part[] = "\r\n--zz\r\nContent-Type: text/plain\r\n\r\n";
+
+            memcpy(body + 1000, part, sizeof(part) - 1);
+        }
+        st_mail(h, "a@example.org", NULL);
+        st_rcpt(h, "b@example.org", NULL);
+        st_data(h);
+        snprintf(hdr, sizeof(hdr), "%s", heads[k]);
+        if (strchr(hdr, '\n')) {
+            *strchr(hdr, '\n') = 0;
+            st_header(h, hdr);
+            st_header(h, strchr(heads[k], '\n') + 1);
+        } else {
+            st_header(h, hdr);
+        }
+        st_eoh(h);
+        for (pos = 0; pos < n && r.verdict == SUBM_CONTINUE; ) {
+            size_t take = 1 + (size_t) rand() % 5000;
+
+            if (take > n - pos)
+                take = n - pos;
+            r = st_body(h, body + pos, take);
+            pos += take;
+        }
+        ck_assert_msg(r.verdict == SUBM_CONTINUE, "%s: verdict %d", heads[k], r.verdict);
+        ck_assert_int_eq(st_eom(h).verdict, SUBM_CONTINUE);
+        st_host_free(&h);
+    }
+    free(body);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("regex");
@@ -639,6 +761,8 @@ int main(void)
     tcase_add_loop_test(tc, test_runaway, 0, (int) (sizeof(runaways) / sizeof(runaways[0])));
     tcase_add_test(tc, test_long_line_matches);
     tcase_add_test(tc, test_line_cut);
+    tcase_add_test(tc, test_deadline);
+    tcase_add_test(tc, test_random_mime);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
