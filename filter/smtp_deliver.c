@@ -270,7 +270,9 @@ void smtp_deliver(struct smtp_sess *ss)
         smtp_log_summary(ss, "accept", rep.code, breply_line(&rep, line, sizeof(line)) +
                          (rep.len > 4 ? 4 : 0));
     }
-    if (ss->relay != NULL && ss->relay->broken)
-        relay_close(&ss->relay, 0);
+    /* between messages the connection goes back to the pool: backend
+     * connections follow transactions, not idle client sessions */
+    if (ss->relay != NULL)
+        relay_close(&ss->relay, !ss->relay->broken);
     txn_done(ss);
 }
