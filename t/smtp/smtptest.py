@@ -111,7 +111,7 @@ class Daemon:
     """submilter -f with a configuration of ours; log() is its stderr."""
 
     def __init__(self, procs, workdir, backend_port, smtp_extra="", plugins="",
-                 root_extra="", port=None):
+                 root_extra="", port=None, proxy_port=None):
         self.dir = tempfile.mkdtemp(prefix="sm-", dir=workdir)
         self.port = port or free_port()
         self.spool = os.path.join(self.dir, "spool")
@@ -121,8 +121,9 @@ class Daemon:
             f.write('hostname = "mx.test"\nspool_dir = "%s"\n' % self.spool)
             f.write('plugin_dir = "%s"\n' % os.environ.get("SUBM_TEST_PLUGIN_DIR", ""))
             f.write(root_extra + "\n")
-            f.write('smtp {\n  listen = { "127.0.0.1:%d" }\n  backend = "127.0.0.1:%d"\n%s\n}\n'
-                    % (self.port, backend_port, smtp_extra))
+            extra = ', "127.0.0.1:%d proxy"' % proxy_port if proxy_port else ""
+            f.write('smtp {\n  listen = { "127.0.0.1:%d"%s }\n  backend = "127.0.0.1:%d"\n%s\n}\n'
+                    % (self.port, extra, backend_port, smtp_extra))
             f.write(plugins + "\n")
         self.logpath = os.path.join(self.dir, "log")
         self.logf = open(self.logpath, "w")

@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""t/smtp/test_postfix.py - swaks through submilter to a real Postfix.
+
+A private Postfix (postfix -c DIR, smtpd on a loopback port of ours, no DNS,
+no chroot, XCLIENT allowed from 127.0.0.0/8) relays to Postfix's smtp-sink,
+which dumps each message to a file. swaks submits through submilter (with the
+example plugin); the message must reach the sink with the plugin's header,
+and the daemon's log must hold one summary line for it. Through a PROXY
+header (swaks --proxy-*) the client address 192.0.2.9 reaches Postfix by
+XCLIENT: Postfix logs it and applies its relay policy to it, and that
+refusal comes back verbatim.
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smtptest as T
+from smtptest import eq, check
+
+R = T.Runner("postfix")
+P = T.Procs()
+WORK = tempfile.mkdtemp(prefix="smtp-postfix-")
+os.chmod(WORK, 0o755)
+PF = os.path.join(WORK, "pf")
+SINKDIR = os.path.join(WORK, "sink")
+PF_PORT = T.free_port()
+SINK_PORT = T.free_port()
+
+MAIN_CF = """compatibility_level = 3.6
+queue_directory = {pf}/queue
+data_directory = {pf}/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = backend.test
+mydomain = test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relay_domains = example.com
+relayhost = [127.0.0.1]:{sink}
+smtp_dns_support_level = disabled
+disable_dns_lookups = yes
+smtpd_peername_lookup = no
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtputf8_enable = yes
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+maillog_file = {pf}/maillog
+maillog_file_prefixes = {pf}
+"""
+
+MASTER_CF = """127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+def postfix_start():
+    os.makedirs(os.path.join(PF, "queue"))
+    os.makedirs(os.path.join(PF, "data"))
+    shutil.chown(os.path.join(PF, "data"), "postfix")
+    with open(os.path.join(PF, "main.cf"), "w") as f:
+        f.write(MAIN_CF.format(pf=PF, sink=SINK_PORT))
+    with open(os.path.join(PF, "master.cf"), "w") as f:
+        f.write(MASTER_CF.format(port=PF_PORT))
+    r = subprocess.run(["postfix", "-c", PF, "start"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("postfix start: %s %s" % (r.stdout, r.stderr))
+    T.wait_port(PF_PORT)
+
+
+def postfix_stop():
+    pidfile = os.path.join(PF, "queue", "pid", "master.pid")
+    try:
+        pid = int(open(pidfile).read().strip())
+    except (OSError, ValueError):
+        return
+    subprocess.run(["postfix", "-c", PF, "stop"], capture_output=True)
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+
+
+def maillog():
+    try:
+        with open(os.path.join(PF, "maillog"), errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def sunk(pattern, timeout=20):
+    def find():
+        for p in glob.glob(os.path.join(SINKDIR, "*")):
+            with open(p, errors="replace") as f:
+                t = f.read()
+            if pattern in t:
+                return t
+        return None
+    return T.wait_for(find, timeout, "a message with %r at the sink (maillog: %s)" %
+                      (pattern, maillog()[-1500:]))
+
+
+def swaks(*args, port=None):
+    return subprocess.run(["swaks", "--server", "127.0.0.1:%d" % (port or D.port), "--helo", "swaks.test"]
+                          + list(args), capture_output=True, text=True, timeout=60)
+
+
+def t_swaks():
+    r = swaks("--from", "sender@example.com", "--to", "rcpt@example.com",
+              "--header", "Subject: swaks through submilter", "--body", "hello from swaks")
+    eq(r.returncode, 0, "swaks exit (output: %s)" % r.stdout[-800:])
+    check("250 2.0.0 Ok: queued as" in r.stdout, "Postfix's own reply relayed")
+    msg = sunk("swaks through submilter")
+    check("X-Submilter-Example: yes" in msg, "plugin's header in the delivered message")
+    check("hello from swaks" in msg, "body delivered")
+    lines = [l for l in D.log().splitlines() if "from=<sender@example.com>" in l]
+    eq(len(lines), 1, "one summary line: %r" % lines)
+    for part in ("to=<rcpt@example.com>", "verdict=accept", "backend=250", "queued as"):
+        check(part in lines[0], "summary has %s: %s" % (part, lines[0]))
+
+
+def t_pipelining():
+    r = swaks("--pipeline", "--from", "pipe@example.com", "--to", "p1@example.com,p2@example.com",
+              "--header", "Subject: swaks pipelined")
+    eq(r.returncode, 0, "swaks --pipeline (%s)" % r.stdout[-800:])
+    msg = sunk("swaks pipelined")
+    check("p1@example.com" in msg and "p2@example.com" in msg, "both recipients")
+
+
+def t_proxy_xclient():
+    r = swaks("--proxy-version", "1", "--proxy-family", "TCP4", "--proxy-source", "192.0.2.9",
+              "--proxy-source-port", "4321", "--proxy-dest", "127.0.0.1",
+              "--proxy-dest-port", str(PROXY_PORT),
+              "--from", "px@example.com", "--to", "px@example.com",
+              "--header", "Subject: swaks via proxy", port=PROXY_PORT)
+    eq(r.returncode, 0, "swaks with a PROXY header (%s)" % r.stdout[-800:])
+    msg = sunk("swaks via proxy")
+    check("192.0.2.9" in msg, "Postfix's Received line names the client from XCLIENT")
+    check("192.0.2.9" in maillog(), "Postfix logged the XCLIENT address")
+    # Postfix's relay policy sees 192.0.2.9 (not in mynetworks): its refusal comes back
+    r = swaks("--proxy-version", "2", "--proxy-family", "AF_INET", "--proxy-source", "192.0.2.10",
+              "--proxy-source-port", "4322", "--proxy-dest", "127.0.0.1",
+              "--proxy-dest-port", str(PROXY_PORT), "--from", "px@example.com",
+              "--to", "someone@elsewhere.test", "--quit-after", "RCPT", port=PROXY_PORT)
+    check("554 5.7.1 <someone@elsewhere.test>: Relay access denied" in r.stdout,
+          "Postfix's refusal verbatim: %s %s" % (r.stdout[-600:], r.stderr[-300:]))
+
+
+try:
+    os.makedirs(SINKDIR)
+    shutil.chown(SINKDIR, "postfix")
+    SINK = P.start(["smtp-sink", "-u", "postfix", "-d", os.path.join(SINKDIR, "%M%S."),
+                    "127.0.0.1:%d" % SINK_PORT, "50"], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    T.wait_port(SINK_PORT, SINK)
+    postfix_start()
+    PROXY_PORT = T.free_port()
+    D = T.Daemon(P, WORK, PF_PORT, smtp_extra="xclient = yes", proxy_port=PROXY_PORT,
+                 plugins="plugin example { }")
+    os.chmod(D.dir, 0o755)
+except Exception as e:
+    print("FAIL setup: %s" % e)
+    postfix_stop()
+    P.stop_all()
+    print("0 passed, 1 failed")
+    sys.exit(1)
+
+for name, fn in [("swaks to Postfix", t_swaks), ("swaks --pipeline", t_pipelining),
+                 ("PROXY + XCLIENT to Postfix", t_proxy_xclient)]:
+    R.case(name, fn)
+postfix_stop()
+P.stop_all()
+R.finish()
