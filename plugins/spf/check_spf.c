@@ -27,6 +27,13 @@ static const char zone_text[] =
     "mx.example MX mail.mx.example\n"
     "mail.mx.example A 192.0.2.1\n"
     "helo.example TXT \"v=spf1 ip4:192.0.2.1 -all\"\n"
+    "badtop.example TXT \"v=spf1 a:foo -all\"\n"
+    "twoexp.example TXT \"v=spf1 exp=a.example exp=b.example -all\"\n"
+    "badmacro.example TXT \"v=spf1 exists:%{q}.example.net -all\"\n"
+    "inctop.example TXT \"v=spf1 include:badtop.example -all\"\n"
+    "macros.example TXT \"v=spf1 a:%{d}/24//64 exists:%{i}._spf.%{d} ~all "
+        "x-note=%{l1r+-}%%%_%-\"\n"
+    "192.0.2.1._spf.macros.example A 127.0.0.2\n"
     "ten.example TXT \"v=spf1 a:a1.example a:a2.example a:a3.example a:a4.example "
         "a:a5.example a:a6.example a:a7.example a:a8.example a:a9.example "
         "a:a10.example ip4:192.0.2.0/24 -all\"\n"
@@ -130,6 +137,11 @@ static const struct {
     { "null sender, helo pass", "192.0.2.1", "helo.example", "", SUBM_CONTINUE, 0, "", "pass" },
     { "null sender, helo fail", "192.0.2.2", "helo.example", "", SUBM_REJECT, 550, "5.7.23", NULL },
     { "ipv6 fail", "2001:db8::1", "c.example", "u@fail.example", SUBM_REJECT, 550, "5.7.23", NULL },
+    { "bad toplabel (libspf2 accepts)", "192.0.2.1", "c.example", "u@badtop.example", SUBM_CONTINUE, 0, "", "permerror" },
+    { "two exp= (libspf2 accepts)", "192.0.2.1", "c.example", "u@twoexp.example", SUBM_CONTINUE, 0, "", "permerror" },
+    { "unknown macro letter", "192.0.2.1", "c.example", "u@badmacro.example", SUBM_CONTINUE, 0, "", "permerror" },
+    { "bad record behind include", "192.0.2.1", "c.example", "u@inctop.example", SUBM_CONTINUE, 0, "", "permerror" },
+    { "valid macros and cidrs", "192.0.2.1", "c.example", "u@macros.example", SUBM_CONTINUE, 0, "", "pass" },
 };
 
 START_TEST(test_results)

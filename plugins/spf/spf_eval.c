@@ -24,6 +24,7 @@
 #include <spf2/spf_dns_resolv.h>
 #include <spf2/spf_dns_zone.h>
 #include "spf_eval.h"
+#include "spf_syntax.h"
 
 #define FOLLOW_MAX 24       /* names from MX/PTR answers whose A lookups are free */
 
@@ -32,6 +33,8 @@ struct limits {
     int     terms, voids;
     int     max_terms, max_void;
     int     over_terms, over_void, dns_fail, timed_out;
+    int     bad_record;              /* a fetched record fails RFC 7208 12 */
+    char    bad_why[128];
     int     record_fetched;          /* the first TXT is the record itself */
     /* The last lookup, so an explanation fetch (the last TXT of a "fail")
      * can be taken back: its errors do not count (RFC 7208 6.2). */
@@ -144,6 +147,13 @@ static void limits_note_answer(struct limits *L, SPF_dns_rr_t *rr,
     }
     if (rr->num_rr == 0 && counted)
         note_void(L);
+    for (i = 0; type == ns_t_txt && i < rr->num_rr && !L->bad_record; i++) {
+        const char *txt = rr->rr[i]->txt;
+
+        if (spf_is_record(txt, strlen(txt))
+            && !spf_syntax_ok(txt, strlen(txt), L->bad_why, sizeof(L->bad_why)))
+            L->bad_record = 1;
+    }
     /* RFC 7208 4.6.4: names past the first 10 of a PTR answer are ignored
      * (libspf2 would call the answer an error instead). */
     if (type == ns_t_ptr && rr->num_rr > 10)
@@ -451,6 +461,10 @@ static enum spf_result map_result(SPF_result_t r, struct limits *L,
         *why = "DNS deadline passed";
         return SPF_R_TEMPERROR;
     }
+    if (L->bad_record) {
+        *why = L->bad_why;
+        return SPF_R_PERMERROR;
+    }
     if (L->over_terms) {
         *why = "more than the RFC 7208 limit of DNS-querying terms";
         return SPF_R_PERMERROR;
@@ -527,7 +541,7 @@ static void evaluate(struct spf_engine *e, const struct spf_query *q,
     o->result = map_result(raw, L, &why);
     if (why) {
         /* Truncation is fine: a comment. */
-        snprintf(o->comment, sizeof(o->comment), "%.150s: %s",
+        snprintf(o->comment, sizeof(o->comment), "%.100s: %.140s",
                  q->sender, why);
         copy_text(o->comment, sizeof(o->comment), o->comment);
     } else if (resp) {
