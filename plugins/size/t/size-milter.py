@@ -5,7 +5,7 @@ Starts the daemon with a milter {} block and plugin size { limit = 10K },
 then plays the MTA with miltertest (size-milter.lua): SIZE= over the limit
 and absurdly long refused at MAIL, a lying SIZE= and a missing one refused
 once the body passes the limit, a small message accepted. The daemon's log
-must show the 552 5.3.4 replies the MTA was given. Ports 22300-22599.
+must show the 552 5.3.4 replies the MTA was given. Ports 22300-22399.
 """
 import os
 import sys
@@ -15,7 +15,7 @@ TOP = os.environ.get("top_srcdir", os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "plugins", "vrfy", "t"))
 import policytest as pt  # noqa: E402
 
-env = pt.Env("size-milter", 22300, 22599)
+env = pt.Env("size-milter", 22300, 22399)
 T = pt.Tally()
 d = None
 try:

@@ -12,7 +12,7 @@ Python's smtplib then checks, end to end:
     message; the domain case (3 KB under a 1 KB limit, below the global
     10 KB the front-end knows) can only be caught by the plugin;
   - honest messages under the limit arrive.
-Ports 22300-22599.
+Ports 22300-22399.
 """
 import os
 import smtplib
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")), "plugins", "vrfy", "t"))
 import policytest as pt  # noqa: E402
 
-env = pt.Env("size-smtp", 22300, 22599)
+env = pt.Env("size-smtp", 22300, 22399)
 T = pt.Tally()
 
 
