@@ -440,10 +440,10 @@ START_TEST(test_signature_flood)
     siglen = (size_t)(end - signed_text) + 2;
     size = 12 * siglen + strlen(text) + 1;
     flood = malloc(size);
-    flood[0] = '\0';
+    ck_assert_ptr_nonnull(flood);
     for (i = 0; i < 12; i++)
-        strncat(flood, signed_text, siglen);
-    strcat(flood, text);
+        memcpy(flood + (size_t)i * siglen, signed_text, siglen);
+    memcpy(flood + 12 * siglen, text, strlen(text) + 1);
     ar = verify_ar(NULL, flood);
     ck_assert_msg(count(ar, "dkim=pass") == 8 && count(ar, "dkim=") == 8,
                   "want 8 results: %s", ar);

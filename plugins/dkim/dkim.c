@@ -1,18 +1,20 @@
 /*
- * dkim.c - the dkim plugin: DKIM signing (RFC 6376; rsa-sha256 and, RFC
- * 8463, ed25519-sha256) of what internal clients submit, and optional
- * verification of what others send, with libopendkim.
+ * dkim.c - the dkim plugin: DKIM signing (RFC 6376; rsa-sha256 with
+ * libopendkim, ed25519-sha256 (RFC 8463) with dkim_ed25519.c) of what
+ * internal clients submit, and optional verification of what others send
+ * with libopendkim.
  *
  * Internal = the session authenticated (subm_auth_login) or the client is
  * in internal_networks. For those, header fields are kept as they arrive;
  * at the end of the header the signing key(s) are chosen by the From:
  * address (a message without From: is not signed) from sign_table
- * (dkim_keys.c), libopendkim gets the header fields and then each body
+ * (dkim_keys.c), each signer gets the header fields and then each body
  * chunk, and at end of message each signature is inserted as the first
  * field through the modification API, so both front-ends add the same
  * field. What is signed is the message as the client sent it: fields other
- * plugins add or change later are not covered (keep such plugins after this
- * one, and do not list their fields in sign_headers).
+ * plugins add are not covered, and a plugin that changes a signed field or
+ * the body breaks the signature, wherever it sits in the chain
+ * (modifications are applied after the whole chain ran).
  *
  * With verify = yes, other clients' messages are fed to a verifying handle;
  * public keys come from dkim_pubkey.c (DNS under the stage deadline, or a

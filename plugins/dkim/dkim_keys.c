@@ -205,17 +205,6 @@ struct sign_table *sign_table_load(const char *path, char *err, size_t errlen)
     return t;
 }
 
-/* sign_table_has_alg - see dkim_keys.h */
-int sign_table_has_alg(const struct sign_table *t, int alg)
-{
-    size_t i;
-
-    for (i = 0; t && i < t->n; i++)
-        if (t->keys[i].alg == alg)
-            return 1;
-    return 0;
-}
-
 /* pattern_match - one PATTERN against an address */
 static int pattern_match(const char *pat, const char *addr)
 {

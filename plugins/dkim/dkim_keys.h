@@ -40,8 +40,6 @@ struct sign_table;
  * message in err ("FILE:LINE: ...") on any problem. */
 struct sign_table *sign_table_load(const char *path, char *err, size_t errlen);
 void               sign_table_free(struct sign_table **tp);
-/* sign_table_has_alg - 1 if some key uses algorithm alg */
-int                sign_table_has_alg(const struct sign_table *t, int alg);
 /* sign_table_match - the keys for sender address addr (up to max, at most
  * DKIM_KEYS_MAX_MATCH); returns how many. Pointers live as long as t. */
 size_t             sign_table_match(const struct sign_table *t, const char *addr,
