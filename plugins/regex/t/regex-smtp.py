@@ -8,12 +8,15 @@ the reply, a discarded message (250 to the client, nothing at the backend),
 headers added from captures (and from a connect rule) in what the backend
 gets, a body rule on plain and on base64-decoded text refused after the
 final dot, and a runaway pattern on a long body line stopped by the match
-limit with 451 4.3.0 instead of a hang. `submilter -t` accepts the sample
+limit with 451 4.3.0 instead of a hang; SIGHUP with a broken rules file
+keeps the old rules (error naming file:line), with a good one swaps them.
+`submilter -t` accepts the sample
 conf/regex.rules and refuses a bad rules file naming file:line.
 Ports 22600-22899.
 """
 import base64
 import os
+import signal
 import smtplib
 import subprocess
 import sys
@@ -147,6 +150,33 @@ try:
     code, text = send(d.port, message(mk, body="nothing to see\r\n"))
     T.eq("plain message: 250", code, 250)
     T.check("plain message: delivered", got(sink, mk, 5) is not None)
+
+    # reload: a broken rules file is refused naming file:line, the old rules
+    # stay; a good one replaces them for new sessions
+    def reload_and_wait(needle):
+        os.kill(d.proc.pid, signal.SIGHUP)
+        end = time.time() + 10
+        while time.time() < end and d.log().count(needle) < 1:
+            time.sleep(0.05)
+        return needle in d.log()
+
+    with open(rules, "w") as f:
+        f.write(RULES + "body /(unclosed/ reject\n")
+    T.check("reload with a bad pattern refused, naming file:line",
+            reload_and_wait("reload of %s refused" % d.conf)
+            and "%s:%d: bad pattern" % (rules, RULES.count("\n") + 1) in d.log(),
+            d.log()[-600:])
+    code, text = send(d.port, message("after-bad-%d" % time.time_ns(), body="click here\r\n"))
+    T.check("the old rules still run", code == 550 and "body refused" in text,
+            "%d %s" % (code, text))
+    with open(rules, "w") as f:
+        f.write("body /^new rule$/ reject 550 5.7.1 the new rules\n")
+    T.check("reload with good rules", reload_and_wait("reloaded %s" % d.conf), d.log()[-600:])
+    code, text = send(d.port, message("after-good-%d" % time.time_ns(), body="new rule\r\n"))
+    T.check("the new rules run", code == 550 and "the new rules" in text, "%d %s" % (code, text))
+    mk = "old-gone-%d" % time.time_ns()
+    code, text = send(d.port, message(mk, body="click here\r\n"))
+    T.eq("the old rules are gone", code, 250)
 except Exception:
     T.crashed("regex-smtp")
     if d is not None:
