@@ -162,6 +162,8 @@ static struct rate_entry *rate_slot(struct rate_table *t, const char *addr)
         if (oldest == NULL || e->start_ms < oldest->start_ms)
             oldest = e;
     }
+    if (oldest == NULL)             /* n == 0: refused by vrfy_init */
+        oldest = t->e;
     oldest->addr[0] = 0;
     return oldest;
 }
@@ -200,6 +202,8 @@ static int vrfy_init(void *conf, subm_error_t *err)
     struct vrfy_conf *c = conf;
 
     if (c->rate_limit > 0) {
+        if (c->rate_clients < 1)
+            return subm_error(err, "rate_clients must be at least 1");
         c->rate = rate_new((size_t) c->rate_clients);
         if (c->rate == NULL)
             return subm_error(err, "out of memory for %ld rate_clients",
