@@ -10,7 +10,8 @@ Python's smtplib then checks, end to end:
   - a client whose SIZE= lies (or who gives none) and sends more than its
     limit gets 552 5.3.4 after the final dot, and smtp-sink never gets the
     message; the domain case (3 KB under a 1 KB limit, below the global
-    10 KB the front-end knows) can only be caught by the plugin;
+    10 KB the front-end knows) can only be caught by the plugin; the same
+    over BDAT chunks;
   - honest messages under the limit arrive.
 Ports 22300-22399.
 """
@@ -111,6 +112,35 @@ try:
             T.check("%s: backend never got it" % label, not sink.holds(marker.encode(), 0.3))
         else:
             T.check("%s: backend got it" % label, sink.holds(marker.encode(), 5))
+    # BDAT (CHUNKING): the same count over chunks
+    for label, chunks, want in [("BDAT, 2 chunks of 1500 from @small.example", [1500, 1500], 552),
+                                ("BDAT, one 700-octet chunk from @small.example", [700], 250)]:
+        marker = "bdat-%d" % time.time_ns()
+        msg = message(marker, sum(chunks))
+        s = smtplib.SMTP("127.0.0.1", d.port, timeout=30)
+        s.ehlo("client.example")
+        s.mail("c@small.example", ["SIZE=100"])
+        s.rcpt("b@example.net")
+        pos, code, text = 0, 0, ""
+        for i, n in enumerate(chunks):
+            part = msg[pos:pos + n] if i < len(chunks) - 1 else msg[pos:]
+            pos += len(part)
+            last = " LAST" if i == len(chunks) - 1 else ""
+            s.send(b"BDAT %d%s\r\n" % (len(part), last.encode()) + part)
+            code, text = pt.reply(s.getreply())
+            if code != 250:
+                break
+        try:
+            s.quit()
+        except Exception:
+            pass
+        T.eq("%s: %d" % (label, want), code, want)
+        if want == 552:
+            T.check("%s: 5.3.4" % label, text.startswith("5.3.4"), text)
+            T.check("%s: backend never got it" % label, not sink.holds(marker.encode(), 0.3))
+        else:
+            T.check("%s: backend got it" % label, sink.holds(marker.encode(), 5))
+
     log = d.log()
     T.check("the plugin logged the domain lie",
             "over the domain limit 1024 (SIZE=100)" in log, "")
