@@ -10,7 +10,8 @@ XCLIENT allowed from loopback) and submilter with the milter front-end and
 the chain spf, dkim. With Python's smtplib:
   - a SASL-authenticated session's message arrives signed and dkimpy
     accepts it (signing triggered by {auth_authen}: loopback is not in
-    internal_networks here);
+    internal_networks here); signatures are simple/simple, so every octet
+    must come through Postfix and the milter protocol unchanged;
   - an unauthenticated session from an internal network (XCLIENT
     ADDR=192.0.2.10) is signed too; one from outside is not;
   - an unauthenticated MAIL FROM a domain publishing "-all" from outside
@@ -36,6 +37,9 @@ import nstest  # noqa: E402
 import dkim  # noqa: E402
 
 P_SMTPD, P_SINK, P_MILTER = 23020, 23021, 23022
+# simple/simple: every octet of what the client sent must reach the signer
+# and the next hop unchanged through Postfix and the milter protocol.
+CANON = os.environ.get("E2E_CANON", "simple")
 SUBMILTER = os.environ.get("SUBMILTER") or sys.exit("SUBMILTER not set (run from make check)")
 PLUGIN_DIR = os.environ.get("SUBM_TEST_PLUGIN_DIR") or sys.exit("SUBM_TEST_PLUGIN_DIR not set")
 for tool in ("postfix", "smtp-sink", "dovecot"):
@@ -273,8 +277,10 @@ plugin spf { authserv_id = "mx.test.example" }
 plugin dkim {
     sign_table = "%(t)s/sign.table"
     internal_networks = { "192.0.2.0/24" }
+    header_canon = %(hc)s
+    body_canon = %(hc)s
 }
-""" % {"t": tmp, "pd": PLUGIN_DIR, "pm": P_MILTER})
+""" % {"t": tmp, "pd": PLUGIN_DIR, "pm": P_MILTER, "hc": CANON})
     log = open(conf + ".log", "w")
     sub = subprocess.Popen([SUBMILTER, "-c", conf, "-f", "-d"], stdout=log, stderr=log)
     procs.append(sub)
