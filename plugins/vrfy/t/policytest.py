@@ -133,8 +133,11 @@ class Sink:
     def messages(self):
         out = []
         for f in sorted(glob.glob(os.path.join(self.dir, "*"))):
-            with open(f, "rb") as fp:
-                out.append(fp.read())
+            try:
+                with open(f, "rb") as fp:
+                    out.append(fp.read())
+            except FileNotFoundError:
+                pass            # smtp-sink drops the file of an aborted transaction
         return out
 
     def holds(self, needle, wait=0.0):
