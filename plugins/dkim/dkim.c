@@ -491,6 +491,10 @@ static subm_verdict_t dkim_eoh_hook(subm_ctx_t *ctx, const subm_arg_t *arg)
         return SUBM_CONTINUE;
     if (t->sign_mode)
         return signers_start(ctx, t);
+    /* Forged results go now, before any plugin adds its own at EOM, so a
+     * second plugin stripping the same fields can only hit received ones. */
+    if (t->cf->strip_forged)
+        authres_strip_forged(ctx, authres_id(ctx, t->cf->authserv_id));
     if (!t->verifier || t->broken)
         return SUBM_CONTINUE;
     t->deadline = now_ms() + subm_time_left_ms(ctx);
@@ -688,8 +692,6 @@ static subm_verdict_t verify_finish(subm_ctx_t *ctx, struct dkim_txn *t)
     }
     if (nsigs == 0 && o + 12 < sizeof(v))
         o += (size_t)snprintf(v + o, sizeof(v) - o, "; dkim=none");
-    if (t->cf->strip_forged)
-        authres_strip_forged(ctx, id);
     if (subm_txn_insert_header(ctx, 0, "Authentication-Results", v) < 0)
         subm_log(ctx, SUBM_LOG_WARN, "could not add Authentication-Results");
     return SUBM_CONTINUE;

@@ -304,15 +304,26 @@ static subm_verdict_t spf_eom(subm_ctx_t *ctx, const subm_arg_t *arg)
     if (!ss || !ss->have)
         return SUBM_CONTINUE;
     ss->have = 0;
-    if (cf->headers == HDR_BOTH || cf->headers == HDR_AUTH_RESULTS) {
-        if (cf->strip_forged)
-            authres_strip_forged(ctx, id);
+    if (cf->headers == HDR_BOTH || cf->headers == HDR_AUTH_RESULTS)
         rc |= add_auth_results(ctx, ss, id);
-    }
     if (cf->headers == HDR_BOTH || cf->headers == HDR_RECEIVED_SPF)
         rc |= add_received_spf(ctx, ss, id);
     if (rc != 0)
         subm_log(ctx, SUBM_LOG_WARN, "could not add the SPF result header");
+    return SUBM_CONTINUE;
+}
+
+/* spf_eoh - remove forged Authentication-Results before anything is added.
+ * At EOH, before any plugin inserts its own field at EOM, so that a second
+ * plugin stripping the same fields can only hit received ones. */
+static subm_verdict_t spf_eoh(subm_ctx_t *ctx, const subm_arg_t *arg)
+{
+    struct spf_conf *cf = subm_instance(ctx);
+    struct spf_sess *ss = *subm_session_slot(ctx);
+
+    if (ss && ss->have && cf->strip_forged
+        && (cf->headers == HDR_BOTH || cf->headers == HDR_AUTH_RESULTS))
+        authres_strip_forged(ctx, authres_id(ctx, cf->authserv_id));
     return SUBM_CONTINUE;
 }
 
@@ -337,6 +348,7 @@ SUBM_PLUGIN(spf) = {
     .init        = spf_init,
     .fini        = spf_fini,
     .on_mail     = spf_mail,
+    .on_eoh      = spf_eoh,
     .on_eom      = spf_eom,
     .on_rset     = spf_rset,
 };
