@@ -158,6 +158,7 @@ try:
         "slow.example": ["TIMEOUT"],
         "outside.example": [["TXT", "v=spf1 ip4:198.51.100.0/24 -all"]],
         "broken._domainkey.example.com": ["SERVFAIL"],
+        "silent._domainkey.example.com": ["TIMEOUT"],
     }
     for name, rec in keys.items():
         zone[name] = [["TXT", [rec[i:i + 200] for i in range(0, len(rec), 200)]]]
@@ -294,6 +295,17 @@ plugin dkim {
         ars = header_values(got, "Authentication-Results") if got else []
         T.check("outside, %s: %s" % (label, want), code == 250 and any(want in a for a in ars),
                 "%d %s %s" % (code, text, ars))
+
+    # A key lookup the DNS never answers: 451 4.4.3 at plugin_timeout.
+    msg = message("x@outside.example", "signed silent key")
+    sig = dkim.sign(msg, b"silent", b"example.com", pem,
+                    include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+    t0 = time.time()
+    code, text = send("198.51.100.7", "x@outside.example", sig + msg)
+    took = time.time() - t0
+    T.check("outside, key lookup never answered: 451 4.4.3 within plugin_timeout",
+            code == 451 and text.startswith("4.4.3") and took < 4.5,
+            "%d %s after %.1f s" % (code, text, took))
 
     # 4. A forged result with our authserv-id goes; another id's stays.
     forged = (b"Authentication-Results: mx.test.example; spf=pass smtp.mailfrom=forged\r\n"
