@@ -4,8 +4,8 @@
  * protocol header, and the drain at shutdown.
  *
  * Concurrency model: one accept thread polls every listener; each accepted
- * client gets its own detached thread with a small stack (SMTP_STACK, 256
- * KiB of address space) that runs the whole session synchronously -
+ * client is served by its own thread, with a small stack (SMTP_STACK, 256
+ * KiB of address space), which runs the whole session synchronously -
  * command parsing, the plugin chain (plugins run in the session's thread,
  * as plugin.h promises) and the backend connection - with every wait
  * bounded by poll() and a timeout. A session holds only fixed buffers (16
@@ -13,7 +13,10 @@
  * itself spooled to a file past spool_memory), so 1,000 sessions cost
  * tens of MiB, not the 8 MiB default stack each. Shared state is small and
  * locked: the session counters and per-IP table here, the backend pool in
- * relay.c, the configuration snapshot (config_acquire). Shutdown closes a
+ * relay.c, the configuration snapshot (config_acquire). A thread whose
+ * session ended waits a while for the next client (a hand-off queue) rather
+ * than exiting, which saves a thread creation and teardown per connection
+ * on a busy server. Shutdown closes a
  * pipe that every idle session polls, so idle sessions answer 421 at once
  * while sessions inside a message get the grace time to finish.
  *
@@ -49,6 +52,8 @@
 #define SMTP_STACK    (256 * 1024)
 #define SMTP_BACKLOG  1024
 #define IP_BUCKETS    1024
+#define WORKER_IDLE_MAX 256             /* idle workers kept */
+#define WORKER_IDLE_MS  30000           /* and for how long */
 
 struct listener {
     int   fd;
@@ -61,6 +66,12 @@ struct conn {                   /* what a session thread starts with */
     int                     proxy;
     struct sockaddr_storage sa;
     socklen_t               salen;
+};
+
+struct worker {                 /* an idle worker thread */
+    pthread_cond_t  cond;
+    struct conn    *c;              /* the client it is handed */
+    struct worker  *next;
 };
 
 struct ipcount {
@@ -81,7 +92,10 @@ static pthread_t        accept_tid;
 static int              accept_running;
 static pthread_mutex_t  srv_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t   srv_idle = PTHREAD_COND_INITIALIZER;
-static long             nsessions;
+static long             nsessions;      /* sessions admitted, not yet ended */
+static size_t           nidle;          /* workers waiting for a session */
+static int              stopping;
+static struct worker   *idle_workers;   /* waiting for a client */
 static struct ipcount  *iptab[IP_BUCKETS];
 static struct live      live_head = { -1, &live_head, &live_head };
 
@@ -290,10 +304,9 @@ static int read_proxy(struct conn *c, long timeout_ms, char *pre, size_t *prelen
     return 0;
 }
 
-/* session_thread - admit one client and run its session. */
-static void *session_thread(void *arg)
+/* serve_conn - admit one client and run its session; frees c. */
+static void serve_conn(struct conn *c)
 {
-    struct conn *c = arg;
     struct config *cfg = config_acquire();
     char addr[INET6_ADDRSTRLEN], pre[PROXYPROTO_MAX + 512];
     size_t prelen = 0;
@@ -337,6 +350,49 @@ out:
     nsessions--;
     pthread_cond_broadcast(&srv_idle);
     pthread_mutex_unlock(&srv_lock);
+}
+
+/* worker_thread - serve conn after conn: a worker that finished a session
+ * waits (up to WORKER_IDLE_MS, on its own condition) to be handed the next
+ * client instead of exiting, so a busy server does not pay a thread's
+ * creation and teardown per connection. */
+static void *worker_thread(void *arg)
+{
+    struct conn *c = arg;
+    struct worker w, **pp;
+    struct timespec ts;
+
+    pthread_cond_init(&w.cond, NULL);
+    for (;;) {
+        serve_conn(c);
+        pthread_mutex_lock(&srv_lock);
+        if (nidle >= WORKER_IDLE_MAX || stopping) {
+            pthread_mutex_unlock(&srv_lock);
+            break;
+        }
+        w.c = NULL;
+        w.next = idle_workers;
+        idle_workers = &w;
+        nidle++;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += WORKER_IDLE_MS / 1000;
+        while (w.c == NULL && !stopping)
+            if (pthread_cond_timedwait(&w.cond, &srv_lock, &ts) != 0)
+                break;
+        c = w.c;
+        if (c == NULL) {                /* not handed a client: leave the list */
+            for (pp = &idle_workers; *pp != NULL; pp = &(*pp)->next)
+                if (*pp == &w) {
+                    *pp = w.next;
+                    nidle--;
+                    break;
+                }
+        }
+        pthread_mutex_unlock(&srv_lock);
+        if (c == NULL)
+            break;
+    }
+    pthread_cond_destroy(&w.cond);
     return NULL;
 }
 
@@ -372,8 +428,17 @@ static void accept_one(const struct listener *l, pthread_attr_t *attr)
         return;
     }
     nsessions++;
+    if (idle_workers != NULL) {         /* a waiting worker takes it */
+        struct worker *w = idle_workers;
+        idle_workers = w->next;
+        nidle--;
+        w->c = c;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&srv_lock);
+        return;
+    }
     pthread_mutex_unlock(&srv_lock);
-    rc = pthread_create(&tid, attr, session_thread, c);
+    rc = pthread_create(&tid, attr, worker_thread, c);
     if (rc != 0) {
         log_warn("smtp: cannot start a session thread: %s", strerror(rc));
         refuse(c->fd, "Server busy");
@@ -464,6 +529,7 @@ static int wait_idle(long ms)
 /* smtp_frontend_stop - stop accepting, let sessions drain, then cut. */
 void smtp_frontend_stop(long grace_ms)
 {
+    struct worker *w;
     struct live *l;
     size_t i;
 
@@ -471,6 +537,11 @@ void smtp_frontend_stop(long grace_ms)
         close(stop_pipe[1]);            /* the read end polls readable now */
         stop_pipe[1] = -1;
     }
+    pthread_mutex_lock(&srv_lock);
+    stopping = 1;
+    for (w = idle_workers; w != NULL; w = w->next)
+        pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&srv_lock);
     if (accept_running) {
         pthread_join(accept_tid, NULL);
         accept_running = 0;
