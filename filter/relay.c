@@ -385,14 +385,17 @@ static int relay_alive(struct relay *r)
     return poll(&pf, 1, 0) == 0 && r->io.in_end == r->io.in_start;
 }
 
-/* relay_pool_take - an idle, live connection to backend, or NULL. */
-static struct relay *relay_pool_take(const char *backend, int xclient_mode)
+/* relay_pool_take - an idle, live connection to backend, or NULL. Dead or
+ * stale ones met on the way are closed. */
+static struct relay *relay_pool_take(const char *backend, int xclient_mode,
+                                     size_t pool_max)
 {
     struct pooled **pp, *e;
     struct relay *r = NULL, *dead = NULL;
     int64_t now = monotonic_ms();
 
     pthread_mutex_lock(&relay_lock);
+    relay_pool_max = pool_max;          /* the current configuration's */
     for (pp = &relay_idle; *pp != NULL; ) {
         e = *pp;
         if (strcmp(e->r->backend, backend) != 0 || e->r->xclient_mode != xclient_mode) {
@@ -423,8 +426,7 @@ struct relay *relay_open(const struct smtp_conf *conf, const char *helo_name,
     struct relay *r;
     int fd;
 
-    relay_pool_max = (size_t)conf->backend_pool;
-    r = relay_pool_take(conf->backend, conf->xclient);
+    r = relay_pool_take(conf->backend, conf->xclient, (size_t)conf->backend_pool);
     if (r != NULL) {
         r->timeout = conf->backend_timeout;
         r->data_timeout = conf->backend_data_timeout;

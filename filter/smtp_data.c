@@ -124,6 +124,7 @@ static void mi_flush_field(struct smtp_sess *ss)
 
     if (m->flen == 0)
         return;
+    ss->s->txn->size = m->size;         /* what subm_txn_size() says */
     if (!m->failed && txn_add_header(ss->s, m->field, m->flen, &h) == 0 &&
         chain_uses_stage(ss->s->chain, SUBM_STAGE_HEADER)) {
         memset(&a, 0, sizeof(a));
@@ -149,6 +150,7 @@ static void mi_eoh(struct smtp_sess *ss)
     if (m->eoh_done)
         return;
     m->eoh_done = 1;
+    ss->s->txn->size = m->size;
     if (!m->failed) {
         v = smtp_stage(ss, SUBM_STAGE_EOH, NULL, &r);
         mi_fail_chain(ss, v, &r);

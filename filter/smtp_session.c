@@ -353,6 +353,12 @@ void smtp_session_run(int fd, const struct sockaddr *sa, socklen_t salen,
     ss.s = session_new(cfg, "smtp");
     config_release(&cfg);
     ss.conf = ss.s->cfg->smtp;
+    if (ss.conf == NULL) {              /* a reload removed the smtp block */
+        static const char bye[] = "421 4.3.2 Service not available\r\n";
+        (void)send(fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        session_free(&ss.s);
+        return;
+    }
     ss.hostname = ss.conf->hostname && *ss.conf->hostname ? ss.conf->hostname :
                   ss.s->cfg->root.hostname;
     sio_init(&ss.io, fd, SMTP_IN_BUF, SMTP_OUT_BUF);

@@ -111,7 +111,7 @@ class Daemon:
     """submilter -f with a configuration of ours; log() is its stderr."""
 
     def __init__(self, procs, workdir, backend_port, smtp_extra="", plugins="",
-                 root_extra="", port=None, proxy_port=None):
+                 root_extra="", port=None, proxy_port=None, extra_listen=()):
         self.dir = tempfile.mkdtemp(prefix="sm-", dir=workdir)
         self.port = port or free_port()
         self.spool = os.path.join(self.dir, "spool")
@@ -122,6 +122,7 @@ class Daemon:
             f.write('plugin_dir = "%s"\n' % os.environ.get("SUBM_TEST_PLUGIN_DIR", ""))
             f.write(root_extra + "\n")
             extra = ', "127.0.0.1:%d proxy"' % proxy_port if proxy_port else ""
+            extra += "".join(', "%s"' % l for l in extra_listen)
             f.write('smtp {\n  listen = { "127.0.0.1:%d"%s }\n  backend = "127.0.0.1:%d"\n%s\n}\n'
                     % (self.port, extra, backend_port, smtp_extra))
             f.write(plugins + "\n")

@@ -541,6 +541,61 @@ def t_xclient_proxy():
     P.stop(bx.proc)
 
 
+def t_backend_caps():
+    """EHLO offers only what the backend can honour (or we bridge)."""
+    bare = T.Backend(P, WORK, "--caps", "SIZE=20000")
+    d = T.Daemon(P, WORK, bare.port, plugins='plugin size { limit = 30K }')
+    c, lines = T.greet(d.port)
+    kws = [l[4:] for l in lines[1:]]
+    for k in ("DSN", "SMTPUTF8", "8BITMIME"):
+        check(k not in kws, "%s offered though the backend lacks it: %r" % (k, kws))
+    for k in ("PIPELINING", "CHUNKING", "ENHANCEDSTATUSCODES"):
+        check(k in kws, "%s (bridged) missing: %r" % (k, kws))
+    check("SIZE 20000" in kws, "SIZE is the smallest of ours, the plugin's, the backend's: %r" % kws)
+    eq(c.cmd("MAIL FROM:<a@example.com> RET=FULL")[0], 555, "DSN parameter refused")
+    eq(c.cmd("MAIL FROM:<a@example.com> BODY=8BITMIME")[0], 504, "8BITMIME refused")
+    # no PIPELINING at the backend: a pipelined group still works, in order
+    c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<np1@example.com>\r\n"
+           "RCPT TO:<fault-rcpt-550@example.com>\r\nRCPT TO:<np2@example.com>\r\nDATA\r\n")
+    eq([c.reply()[0] for _ in range(5)], [250, 250, 550, 250, 354], "replies in order")
+    c.send("Subject: np\r\n\r\nx\r\n.\r\n")
+    eq(c.reply()[0], 250, "message")
+    eq(bare.messages()[-1]["rcpts"], ["np1@example.com", "np2@example.com"], "recipients")
+    c.close()
+    P.stop(d.proc)
+    P.stop(bare.proc)
+    d = T.Daemon(P, WORK, BE.port, plugins='plugin size { limit = 30K }')
+    c, lines = T.greet(d.port)
+    check("250-SIZE 30720" in lines, "plugin limit advertised: %r" % lines)
+    c.close()
+    P.stop(d.proc)
+
+
+def t_pregreet():
+    """Talking before the banner (here: right behind the PROXY header)."""
+    d = T.Daemon(P, WORK, BE.port, smtp_extra="proxy_protocol = yes")
+    c = T.Client(d.port)
+    c.send("PROXY TCP4 192.0.2.8 127.0.0.1 1 2\r\nEHLO early.test\r\n")
+    code, l = c.reply()
+    eq(l[0][:9], "554 5.5.0", "client spoke first")
+    check(c.closed(), "closed")
+    P.stop(d.proc)
+
+
+def t_ipv6():
+    port = T.free_port()
+    d = T.Daemon(P, WORK, BE.port, extra_listen=["[::1]:%d" % port])
+    c = T.Client.__new__(T.Client)
+    c.s = T.socket.create_connection(("::1", port), timeout=5)
+    c.buf = b""
+    eq(c.reply()[0], 220, "banner on ::1")
+    eq(c.cmd("EHLO v6.test")[0], 250, "EHLO")
+    code, l = send_msg(c, "a@example.com", ["v6@example.com"], "S: x\r\n\r\nb\r\n.\r\n")
+    eq(code, 250, "message over IPv6")
+    c.close()
+    P.stop(d.proc)
+
+
 def t_pool():
     d = T.Daemon(P, WORK, BE.port)
     for i in range(3):
@@ -589,6 +644,8 @@ for name, fn in [("ehlo", t_ehlo), ("helo", t_helo), ("sequence", t_sequence), (
                  ("pipelining before ehlo", t_pipelining_before_ehlo),
                  ("modifications", t_mods), ("recipient limit", t_rcpt_limit),
                  ("summary log", t_summary_log), ("xclient + proxy v1/v2", t_xclient_proxy),
+                 ("backend capabilities", t_backend_caps),
+                 ("talking before the greeting", t_pregreet), ("ipv6 listener", t_ipv6),
                  ("backend pool", t_pool), ("client gone mid-DATA", t_client_gone_mid_data),
                  ("too many errors", t_too_many_errors)]:
     R.case(name, fn)
