@@ -279,7 +279,7 @@ subm_verdict_t chain_run(struct session *s, subm_stage_t stage,
         subm_hook_t hook = chain_hook(l->desc, stage);
         subm_verdict_t v;
 
-        if (hook == NULL)
+        if (hook == NULL || (l->stage_mask & BIT(stage)) == 0)
             continue;
         ctx.link = l;
         ctx.slot = i;

@@ -28,6 +28,7 @@ struct chain_link {
     struct plugin_so    *so;
     int                  line;      /* where its block ends, for messages */
     int                  inited;
+    unsigned             stage_mask; /* stages it is called for */
 };
 
 /* A reply to a client: code, enhanced code, text ('\n' between lines). */

@@ -401,7 +401,10 @@ static struct chain *build_chain(struct load *ld, cfg_t *cfg, struct pool *pool)
         l->inited = 1;
         for (st = 0; st < SUBM_STAGE_COUNT; st++)
             if (chain_hook(l->desc, (subm_stage_t)st) != NULL)
-                ch->stage_mask |= 1u << st;
+                l->stage_mask |= SUBM_STAGE_BIT(st);
+        if (l->desc->stages != NULL)
+            l->stage_mask &= l->desc->stages(l->conf);
+        ch->stage_mask |= l->stage_mask;
         ch->flags |= l->desc->flags;
     }
     return ch;

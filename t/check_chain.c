@@ -242,6 +242,22 @@ START_TEST(test_rset_ends_transaction)
 }
 END_TEST
 
+START_TEST(test_stages_mask)
+{
+    char text[1024];
+    struct st_host *h;
+
+    snprintf(text, sizeof(text), "plugin A { path = \"%s/testplug.so\" mark = A only = { mail } }",
+             getenv("T_PLUGINS"));
+    h = st_host_new(text);
+    st_mail(h, "s@example.com", NULL);
+    st_rcpt(h, "r@example.com", NULL);
+    ck_assert_msg(st_log_contains(h, "A mail"), "%s", st_log(h));
+    ck_assert_msg(!st_log_contains(h, "A rcpt"), "masked stage ran:\n%s", st_log(h));
+    st_host_free(&h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("chain");
@@ -257,6 +273,7 @@ int main(void)
     tcase_add_test(tc, test_header_accept_closes_stage);
     tcase_add_test(tc, test_mods_recorded_and_applied);
     tcase_add_test(tc, test_rset_ends_transaction);
+    tcase_add_test(tc, test_stages_mask);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -129,6 +129,10 @@ START_TEST(test_chain_order_and_instances)
     ck_assert_str_eq(cfg->chain->links[2].name, "last");
     ck_assert(chain_uses_stage(cfg->chain, SUBM_STAGE_BODY));    /* testplug */
     config_unref(&cfg);
+    cfg = load("plugin testplug { only = { mail, rcpt } }\n");
+    ck_assert(chain_uses_stage(cfg->chain, SUBM_STAGE_MAIL));
+    ck_assert(!chain_uses_stage(cfg->chain, SUBM_STAGE_BODY));     /* stages() said so */
+    config_unref(&cfg);
     cfg = load("plugin example { }\n");
     ck_assert(chain_uses_stage(cfg->chain, SUBM_STAGE_RCPT));
     ck_assert(!chain_uses_stage(cfg->chain, SUBM_STAGE_BODY));

@@ -115,6 +115,9 @@ typedef enum subm_stage {
     SUBM_STAGE_COUNT
 } subm_stage_t;
 
+/* SUBM_STAGE_BIT - a stage as a bit, for subm_plugin_t.stages. */
+#define SUBM_STAGE_BIT(st) (1u << (unsigned)(st))
+
 /*
  * Verdicts. A stage runs the chain's plugins in order until one returns
  * something other than SUBM_CONTINUE.
@@ -237,6 +240,11 @@ typedef struct subm_plugin {
     unsigned              flags;
     int                 (*init)(void *conf, subm_error_t *err);
     void                (*fini)(void *conf);
+    /* stages(conf) - after init: the stages this instance really uses, as
+     * SUBM_STAGE_BIT(s) | ...; NULL means every stage it has a hook for.
+     * A rules plugin with no body rule says so here, and the milter
+     * front-end asks the MTA not to send the body. May be NULL. */
+    unsigned            (*stages)(const void *conf);
 
     subm_hook_t on_connect, on_helo, on_tls, on_auth, on_mail, on_rcpt,
                 on_data, on_header, on_eoh, on_body, on_eom, on_vrfy,

@@ -21,6 +21,7 @@ struct tp_conf {
     const char *const  *rules;
     const char *const  *mods;
     int                 fail_init;
+    const char *const  *only;
 };
 
 static const subm_option_t tp_options[] = {
@@ -28,6 +29,7 @@ static const subm_option_t tp_options[] = {
     { "rules", SUBM_OPT_LIST, NULL, offsetof(struct tp_conf, rules), 0, 0, NULL, NULL },
     { "mods", SUBM_OPT_LIST, NULL, offsetof(struct tp_conf, mods), 0, 0, NULL, NULL },
     { "fail_init", SUBM_OPT_BOOL, "no", offsetof(struct tp_conf, fail_init), 0, 0, NULL, NULL },
+    { "only", SUBM_OPT_LIST, NULL, offsetof(struct tp_conf, only), 0, 0, NULL, NULL },
     SUBM_OPT_END
 };
 
@@ -43,6 +45,22 @@ static int tp_init(void *conf, subm_error_t *err)
     if (c->fail_init)
         return subm_error(err, "asked to fail (%s)", c->mark);
     return 0;
+}
+
+/* tp_stages - the stages named in `only`, or all of them. */
+static unsigned tp_stages(const void *conf)
+{
+    const struct tp_conf *c = conf;
+    const char *const *o;
+    unsigned mask = 0, i;
+
+    if (c->only == NULL || c->only[0] == NULL)
+        return ~0u;
+    for (o = c->only; *o; o++)
+        for (i = 0; i < sizeof(stage_names) / sizeof(stage_names[0]); i++)
+            if (strcmp(*o, stage_names[i]) == 0)
+                mask |= SUBM_STAGE_BIT(i);
+    return mask;
 }
 
 /* field - the next ':'-separated field of *p into buf. */
@@ -152,6 +170,7 @@ SUBM_PLUGIN(testplug) = {
     .options = tp_options,
     .conf_size = sizeof(struct tp_conf),
     .init = tp_init,
+    .stages = tp_stages,
     .on_connect = tp_any, .on_helo = tp_any, .on_tls = tp_any, .on_auth = tp_any,
     .on_mail = tp_any, .on_rcpt = tp_any, .on_data = tp_any, .on_header = tp_any,
     .on_eoh = tp_any, .on_body = tp_any, .on_eom = tp_any, .on_vrfy = tp_any,
