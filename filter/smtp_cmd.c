@@ -472,7 +472,7 @@ static int data_ready(struct smtp_sess *ss)
     subm_verdict_t v;
 
     if (ss->s->txn == NULL) {
-        smtp_reply(ss, 503, "5.5.1", "Error: need RCPT command");
+        smtp_reply(ss, 503, "5.5.1", "Error: need MAIL command");
         return -1;
     }
     if (ss->s->txn->nrcpts == 0) {

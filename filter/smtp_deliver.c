@@ -55,9 +55,24 @@ void smtp_log_summary(struct smtp_sess *ss, const char *verdict, int code,
                  detail ? detail : "", (double)(monotonic_ms() - ss->txn_t0) / 1000.0);
 }
 
-/* txn_done - the transaction is over (after its final reply). */
+/* release_relay - the backend connection back to the pool; the client's
+ * reply leaves first if an RSET round trip must come before. */
+static void release_relay(struct smtp_sess *ss)
+{
+    if (ss->relay == NULL)
+        return;
+    if (ss->relay->in_txn && !ss->relay->broken)
+        (void)sio_flush(&ss->io, ss->conf->timeout);
+    relay_close(&ss->relay, !ss->relay->broken);
+}
+
+/* txn_done - the transaction is over (after its final reply). Between
+ * messages the backend connection goes back to the pool (after an RSET if
+ * the backend's transaction is still open): backend connections follow
+ * transactions, not idle client sessions. */
 static void txn_done(struct smtp_sess *ss)
 {
+    release_relay(ss);
     txn_end(ss->s);
     ss->txn_bdat = ss->bdat_dead = ss->data_started = 0;
     ss->body_8bit = ss->smtputf8 = 0;
@@ -242,6 +257,7 @@ void smtp_deliver(struct smtp_sess *ss)
         smtp_reply_chain(ss, &r);
         smtp_log_summary(ss, r.code >= 500 ? "reject" : "tempfail", 0, r.text);
         smtp_txn_abort(ss);
+        release_relay(ss);
         return;
     }
     v = smtp_stage(ss, SUBM_STAGE_EOM, NULL, &r);
@@ -249,6 +265,7 @@ void smtp_deliver(struct smtp_sess *ss)
         smtp_reply_chain(ss, &r);
         smtp_log_summary(ss, v == SUBM_REJECT ? "reject" : "tempfail", 0, r.text);
         smtp_txn_abort(ss);
+        release_relay(ss);
         return;
     }
     if (v == SUBM_DISCARD || ss->s->txn->discard) {
@@ -270,9 +287,5 @@ void smtp_deliver(struct smtp_sess *ss)
         smtp_log_summary(ss, "accept", rep.code, breply_line(&rep, line, sizeof(line)) +
                          (rep.len > 4 ? 4 : 0));
     }
-    /* between messages the connection goes back to the pool: backend
-     * connections follow transactions, not idle client sessions */
-    if (ss->relay != NULL)
-        relay_close(&ss->relay, !ss->relay->broken);
     txn_done(ss);
 }
