@@ -537,6 +537,30 @@ static void regex_fini(void *conf)
     c->mctx = NULL;
 }
 
+/* regex_stages - only the stages some rule is for: a rules file without body
+ * rules costs no body transfer behind the milter front-end. Body rules need
+ * the header fields too (MIME type and encoding); mail always runs, it adds
+ * the headers that connect, helo and auth rules asked for. */
+static unsigned regex_stages(const void *conf)
+{
+    const struct regex_conf *c = conf;
+    unsigned m = SUBM_STAGE_BIT(SUBM_STAGE_MAIL);
+
+    if (c->set.nstage[RX_CONNECT])
+        m |= SUBM_STAGE_BIT(SUBM_STAGE_CONNECT);
+    if (c->set.nstage[RX_HELO])
+        m |= SUBM_STAGE_BIT(SUBM_STAGE_HELO);
+    if (c->set.nstage[RX_AUTH])
+        m |= SUBM_STAGE_BIT(SUBM_STAGE_AUTH);
+    if (c->set.nstage[RX_RCPT])
+        m |= SUBM_STAGE_BIT(SUBM_STAGE_RCPT);
+    if (c->set.nstage[RX_HEADER] || c->set.nstage[RX_BODY])
+        m |= SUBM_STAGE_BIT(SUBM_STAGE_HEADER);
+    if (c->set.nstage[RX_BODY])
+        m |= SUBM_STAGE_BIT(SUBM_STAGE_BODY) | SUBM_STAGE_BIT(SUBM_STAGE_EOM);
+    return m;
+}
+
 SUBM_PLUGIN(regex) = {
     SUBM_PLUGIN_HEAD,
     .name        = "regex",
@@ -546,6 +570,7 @@ SUBM_PLUGIN(regex) = {
     .conf_size   = sizeof(struct regex_conf),
     .init        = regex_init,
     .fini        = regex_fini,
+    .stages      = regex_stages,
     .on_connect  = regex_connect,
     .on_helo     = regex_helo,
     .on_auth     = regex_auth,
