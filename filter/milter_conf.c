@@ -16,5 +16,7 @@ const subm_option_t milter_options[] = {
       "asked for at connect, MAIL, RCPT and end of message" },
     { "tcp_nodelay", SUBM_OPT_BOOL, "yes", O(tcp_nodelay), 0, 0, NULL,
       "TCP_NODELAY on inet sockets (no Nagle stall on end-of-message replies)" },
+    { "no_reply_steps", SUBM_OPT_BOOL, "no", O(no_reply_steps), 0, 0, NULL,
+      "let the MTA skip waiting for replies where no plugin answers (unix sockets)" },
     SUBM_OPT_END
 };

@@ -13,6 +13,7 @@ struct milter_conf {
     long               backlog;
     const char *const *macros;          /* extra macros to ask the MTA for */
     int                tcp_nodelay;     /* set TCP_NODELAY on the listener */
+    int                no_reply_steps;  /* SMFIP_NR_* where no plugin answers */
 };
 
 extern const subm_option_t milter_options[];

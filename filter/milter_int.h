@@ -49,11 +49,12 @@ void                milter_live_add(int delta);
 /* milter_neg.c */
 /*
  * milter_neg_steps - the SMFIP_* flags to ask for, given the chain and
- * what the MTA offers: NO* for stages no plugin needs, NR_* for stages
- * the front-end needs but no plugin can answer, SKIP and HDR_LEADSPC
- * when offered.
+ * what the MTA offers: NO* for stages no plugin needs, with no_reply NR_*
+ * for stages the front-end needs but no plugin can answer, SKIP and
+ * HDR_LEADSPC when offered.
  */
-unsigned long milter_neg_steps(const struct chain *ch, unsigned long offered);
+unsigned long milter_neg_steps(const struct chain *ch, unsigned long offered,
+                               int no_reply);
 /* milter_neg_actions - the SMFIF_* flags to ask for among those offered. */
 unsigned long milter_neg_actions(unsigned long offered);
 /* milter_neg_macros - ask the MTA for the macros we read (smfi_setsymlist). */

@@ -5,11 +5,14 @@
  * (so a reload changes only new connections) and asks the MTA for:
  * - protocol steps: only those some plugin of *this* chain uses. A stage no
  *   plugin hooks and the front-end does not need is switched off (SMFIP_NO*:
- *   a chain that never reads the body costs no body transfer); a stage the
- *   front-end needs for the session model but no plugin answers (HELO for
- *   subm_helo(), RCPT for the recipient list, headers that a plugin reads
- *   only at EOM) is asked for without a reply (SMFIP_NR_*), so the MTA does
- *   not wait on us. SMFIP_SKIP lets a plugin's ACCEPT at BODY end the
+ *   a chain that never reads the body costs no body transfer). With
+ *   `no_reply_steps = yes`, a stage the front-end needs for the session
+ *   model but no plugin answers (HELO for subm_helo(), RCPT for the
+ *   recipient list, headers that a plugin reads only at EOM) is asked for
+ *   without a reply (SMFIP_NR_*). Off by default: measured with Postfix over
+ *   TCP, a packet the MTA sends without awaiting a reply leaves its next
+ *   write waiting on our delayed ACK (Postfix does not set TCP_NODELAY on
+ *   milter sockets), ~40 ms a message, far more than the round trips saved. SMFIP_SKIP lets a plugin's ACCEPT at BODY end the
  *   body transfer; SMFIP_HDR_LEADSPC gives header fields exactly as sent.
  * - actions: every modification libmilter registered, among those offered;
  *   what the MTA does not offer is skipped at EOM with a warning.
@@ -56,7 +59,8 @@ static void want(unsigned long *w, unsigned long offered, unsigned long flag)
 }
 
 /* milter_neg_steps - the SMFIP_* flags for this chain (see the header). */
-unsigned long milter_neg_steps(const struct chain *ch, unsigned long offered)
+unsigned long milter_neg_steps(const struct chain *ch, unsigned long offered,
+                               int no_reply)
 {
     unsigned flags = chain_flags(ch);
     int headers = STAGE_USED(ch, SUBM_STAGE_HEADER);
@@ -70,9 +74,9 @@ unsigned long milter_neg_steps(const struct chain *ch, unsigned long offered)
                        STAGE_USED(ch, SUBM_STAGE_MAIL);
     unsigned long w = 0;
 
-    /* stages nobody needs */
-    if (!STAGE_USED(ch, SUBM_STAGE_DATA))
-        want(&w, offered, SMFIP_NODATA);
+    /* stages nobody needs. Not DATA: Postfix sends the DATA macros even
+     * when told to skip DATA, and a packet left without a reply makes its
+     * next write wait for our delayed ACK (~40 ms a message over TCP). */
     if (!STAGE_USED(ch, SUBM_STAGE_UNKNOWN) && !STAGE_USED(ch, SUBM_STAGE_EXPN))
         want(&w, offered, SMFIP_NOUNKNOWN);
     if (!STAGE_USED(ch, SUBM_STAGE_EOH))
@@ -82,22 +86,24 @@ unsigned long milter_neg_steps(const struct chain *ch, unsigned long offered)
     if (!need_body)
         want(&w, offered, SMFIP_NOBODY);
 
-    /* stages we read but no plugin answers: no reply needed. A refusal
-     * remembered from CONNECT/HELO/TLS/AUTH is given at MAIL, so MAIL
-     * needs a reply whenever one of those is hooked. */
-    if (!STAGE_USED(ch, SUBM_STAGE_CONNECT))
-        want(&w, offered, SMFIP_NR_CONN);
-    if (!STAGE_USED(ch, SUBM_STAGE_HELO))
-        want(&w, offered, SMFIP_NR_HELO);
-    if (!mail_answers)
-        want(&w, offered, SMFIP_NR_MAIL);
-    if (!STAGE_USED(ch, SUBM_STAGE_RCPT))
-        want(&w, offered, SMFIP_NR_RCPT);
-    if (need_headers && !headers)
-        want(&w, offered, SMFIP_NR_HDR);
-    /* never SMFIP_NR_BODY: libmilter skips xxfi_eom when the last body
-     * chunk arrives with end of message and xxfi_body says NOREPLY */
-
+    /* stages we read but no plugin answers: no reply needed (only when
+     * asked for: the same delayed-ACK stall makes it a loss over TCP). A
+     * refusal remembered from CONNECT/HELO/TLS/AUTH is given at MAIL, so
+     * MAIL needs a reply whenever one of those is hooked. */
+    if (no_reply) {
+        if (!STAGE_USED(ch, SUBM_STAGE_CONNECT))
+            want(&w, offered, SMFIP_NR_CONN);
+        if (!STAGE_USED(ch, SUBM_STAGE_HELO))
+            want(&w, offered, SMFIP_NR_HELO);
+        if (!mail_answers)
+            want(&w, offered, SMFIP_NR_MAIL);
+        if (!STAGE_USED(ch, SUBM_STAGE_RCPT))
+            want(&w, offered, SMFIP_NR_RCPT);
+        if (need_headers && !headers)
+            want(&w, offered, SMFIP_NR_HDR);
+        /* never SMFIP_NR_BODY: libmilter skips xxfi_eom when the last body
+         * chunk arrives with end of message and xxfi_body says NOREPLY */
+    }
     want(&w, offered, SMFIP_SKIP);
     want(&w, offered, SMFIP_HDR_LEADSPC);
     return w;
@@ -196,7 +202,8 @@ sfsistat milter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     if (c == NULL && (c = milter_conn_new(ctx)) == NULL)
         return SMFIS_TEMPFAIL;
     c->actions = milter_neg_actions(f0);
-    c->steps = milter_neg_steps(c->cfg->chain, f1);
+    c->steps = milter_neg_steps(c->cfg->chain, f1,
+                                c->cfg->milter ? c->cfg->milter->no_reply_steps : 0);
     c->negotiated = 1;
     if (c->actions & SMFIF_SETSYMLIST)
         (void)milter_neg_macros(ctx, c->cfg);   /* failures logged; the MTA's

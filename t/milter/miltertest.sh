@@ -66,7 +66,7 @@ fi
 cat >"$T/neg.conf" <<CONF
 pid_file = ""
 spool_dir = "$T"
-milter { listen = "inet:21011@127.0.0.1" }
+milter { listen = "inet:21011@127.0.0.1"  no_reply_steps = yes }
 plugin probe_eom { path = "$PROBE_EOM_SO"  log = "$T/neg.log" }
 CONF
 cat >"$T/neg2.conf" <<CONF

@@ -8,15 +8,18 @@ clearlog()
 
 local function opt(c, f) return mt.test_option(c, f) end
 
--- 1. probe_eom: hooks MAIL, RCPT, EOM; reads headers and body at EOM
+-- 1. probe_eom: hooks MAIL, RCPT, EOM; reads headers and body at EOM;
+-- the configuration has no_reply_steps = yes
 local c1 = open()
 mt.conninfo(c1, "client.example", "192.0.2.7")
-check(opt(c1, SMFIP_NODATA) and opt(c1, SMFIP_NOUNKNOWN) and opt(c1, SMFIP_NOEOH),
-      "probe_eom: DATA, unknown commands and EOH not sent")
+check(opt(c1, SMFIP_NOUNKNOWN) and opt(c1, SMFIP_NOEOH),
+      "probe_eom: unknown commands and EOH not sent")
+check(not opt(c1, SMFIP_NODATA),
+      "DATA always asked for, with a reply (Postfix sends its macros anyway)")
 check(not opt(c1, SMFIP_NOHDRS) and not opt(c1, SMFIP_NOBODY),
       "probe_eom: headers and body sent (the plugin reads them at EOM)")
 check(opt(c1, SMFIP_NR_CONN) and opt(c1, SMFIP_NR_HELO) and opt(c1, SMFIP_NR_HDR),
-      "probe_eom: connect, HELO and headers without reply")
+      "probe_eom, no_reply_steps: connect, HELO and headers without reply")
 check(not opt(c1, SMFIP_NR_MAIL) and not opt(c1, SMFIP_NR_RCPT),
       "probe_eom: MAIL and RCPT replied (the plugin answers them)")
 check(not opt(c1, SMFIP_NR_BODY), "never NR_BODY (libmilter would skip xxfi_eom)")
@@ -24,6 +27,7 @@ mt.helo(c1, "client.example")
 mt.mailfrom(c1, "<first@example.com>")
 check(reply(c1) == R_CONTINUE, "probe_eom: mail answered")
 mt.rcptto(c1, "<a@example.net>")
+mt.data(c1)
 mt.header(c1, "Subject", "negotiated")
 mt.header(c1, "From", "first@example.com")
 mt.bodystring(c1, "body text\r\n")
@@ -51,10 +55,11 @@ end
 check(switched, "after reload: new connections negotiate for the new chain")
 if switched then
     check(opt(c2, SMFIP_NOHDRS) and opt(c2, SMFIP_NOBODY) and opt(c2, SMFIP_NOEOH) and
-          opt(c2, SMFIP_NODATA) and opt(c2, SMFIP_NOUNKNOWN),
-          "example: no headers, body, EOH, DATA or unknown commands sent")
-    check(opt(c2, SMFIP_NR_CONN) and opt(c2, SMFIP_NR_HELO) and opt(c2, SMFIP_NR_MAIL) and
-          not opt(c2, SMFIP_NR_RCPT), "example: only RCPT replied before EOM")
+          opt(c2, SMFIP_NOUNKNOWN),
+          "example: no headers, body, EOH or unknown commands sent")
+    check(not opt(c2, SMFIP_NR_CONN) and not opt(c2, SMFIP_NR_HELO) and
+          not opt(c2, SMFIP_NR_MAIL) and not opt(c2, SMFIP_NR_RCPT),
+          "example, default configuration: every step replied (no NR_* flags)")
     mt.helo(c2, "client.example")
     mt.macro(c2, SMFIC_MAIL, "{auth_authen}", "carol", "{auth_type}", "PLAIN")
     mt.mailfrom(c2, "<carol@example.com>")

@@ -69,79 +69,15 @@ CONF
 fi
 
 # ---- Postfix -------------------------------------------------------------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=mx.test.example" -keyout "$PF/key.pem" -out "$PF/cert.pem" >/dev/null 2>&1
-cat >"$PF/main.cf" <<CONF
-compatibility_level = 3.6
-queue_directory = $PF/queue
-data_directory = $PF/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.test.example
-mydomain = test.example
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = example.net example.org example.com
-relayhost = [127.0.0.1]:$P_SINK
-smtp_dns_support_level = disabled
-disable_dns_lookups = yes
-smtpd_peername_lookup = no
-smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-maillog_file = $PF/maillog
-maillog_file_prefixes = $PF
-smtpd_tls_cert_file = $PF/cert.pem
-smtpd_tls_key_file = $PF/key.pem
-smtpd_tls_security_level = may
-CONF
-# the milter settings are the shipped snippet's, on our port
-sed "s/8890/$P_MILTER/" "$top_srcdir/conf/postfix-main.cf" >>"$PF/main.cf"
-if [ $SASL = yes ]; then cat >>"$PF/main.cf" <<CONF
+: >"$T/extra.cf"
+if [ $SASL = yes ]; then cat >"$T/extra.cf" <<CONF
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = $T/dovecot/run/auth-client
 smtpd_tls_auth_only = no
 CONF
 fi
-cat >"$PF/master.cf" <<CONF
-127.0.0.1:$P_SMTPD inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-CONF
-mkdir -p "$PF/queue" "$PF/data"
-chown postfix "$PF/data"
-if ! postfix -c "$PF" start >"$T/postfix-start.log" 2>&1; then
-    # postfix reports to stderr only on a terminal
-    not_ok "postfix starts" "$(script -qc "postfix -c '$PF' check" /dev/null 2>&1 | tail -5)"
-    t_done
-fi
-t_on_exit "postfix -c '$PF' stop; for i in \$(seq 50); do [ -e '$PF/data/master.lock' ] && kill -0 \$(cat '$PF/queue/pid/master.pid' 2>/dev/null) 2>/dev/null || break; sleep 0.1; done; kill \$(cat '$PF/queue/pid/master.pid' 2>/dev/null) 2>/dev/null"
-wait_port $P_SMTPD || { not_ok "postfix smtpd listens" "$(cat "$PF/maillog" 2>/dev/null | tail)"; t_done; }
+postfix_start "$PF" $P_SMTPD $P_SINK $P_MILTER "$T/extra.cf" || t_done
 ok "private postfix started (smtpd 127.0.0.1:$P_SMTPD, milter inet:127.0.0.1:$P_MILTER)"
 
 # ---- helpers -------------------------------------------------------------------
