@@ -413,6 +413,44 @@ START_TEST(test_fail_text)
 }
 END_TEST
 
+/* check_helo: a failing HELO identity decides even when MAIL FROM passes. */
+static const struct {
+    const char    *label, *options, *ip, *helo, *sender;
+    subm_verdict_t verdict;
+    const char    *result;       /* Received-SPF's first word when accepted */
+} helos[] = {
+    { "helo not checked by default", NULL, "192.0.2.9", "helo.example", "u@pass.example",
+      SUBM_CONTINUE, "pass" },
+    { "helo fail decides", "check_helo = yes", "192.0.2.9", "helo.example", "u@pass.example",
+      SUBM_REJECT, NULL },
+    { "helo pass: MAIL FROM decides", "check_helo = yes", "192.0.2.1", "helo.example",
+      "u@soft.example", SUBM_CONTINUE, "softfail" },
+    { "helo without record: MAIL FROM decides", "check_helo = yes", "192.0.2.9", "c.example",
+      "u@pass.example", SUBM_CONTINUE, "pass" },
+};
+
+START_TEST(test_check_helo)
+{
+    struct st_host *h = host_with(helos[_i].options);
+    st_result_t r = run_mail(h, helos[_i].ip, helos[_i].helo, helos[_i].sender);
+    const char *rs;
+
+    ck_assert_msg(r.verdict == helos[_i].verdict, "%s: verdict %d, want %d (%d %s)",
+                  helos[_i].label, r.verdict, helos[_i].verdict, r.code, r.text);
+    if (r.verdict == SUBM_REJECT)
+        ck_assert_msg(r.code == 550 && strstr(r.text, "postmaster@helo.example"),
+                      "%s: %d %s", helos[_i].label, r.code, r.text);
+    if (helos[_i].result) {
+        ck_assert_int_eq(run_message(h, message), SUBM_CONTINUE);
+        rs = st_header_after_mods(h, "Received-SPF", 1);
+        ck_assert_msg(rs && strncmp(rs, helos[_i].result, strlen(helos[_i].result)) == 0
+                      && strstr(rs, "identity=mailfrom"),
+                      "%s: %s", helos[_i].label, rs ? rs : "(none)");
+    }
+    st_host_free(&h);
+}
+END_TEST
+
 /* Bad configuration is refused at load with a message naming the problem. */
 static const struct {
     const char *label, *conf, *needle;
@@ -448,6 +486,7 @@ static Suite *spf_suite(void)
     tcase_add_loop_test(tc, test_headers, 0, N(headers));
     tcase_add_loop_test(tc, test_limits, 0, N(limits));
     tcase_add_test(tc, test_fail_text);
+    tcase_add_loop_test(tc, test_check_helo, 0, N(helos));
     tcase_add_test(tc, test_forged_ar);
     tcase_add_test(tc, test_quoting);
     tcase_add_test(tc, test_cache);

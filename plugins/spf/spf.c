@@ -13,8 +13,8 @@
  * (spf_cache.c). Forged Authentication-Results fields that carry our
  * authserv-id are removed before ours is added.
  *
- * Does not check the HELO identity separately when MAIL FROM is set, and
- * does not do DMARC.
+ * With check_helo, the HELO identity is checked first as well (RFC 7208
+ * 2.3): if it fails, that decides; otherwise MAIL FROM does. No DMARC.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -33,6 +33,7 @@ enum headers { HDR_BOTH = 0, HDR_RECEIVED_SPF, HDR_AUTH_RESULTS, HDR_NONE };
 struct spf_conf {
     int                action[SPF_R_COUNT];   /* indexed by enum spf_result */
     int                skip_authenticated;
+    int                check_helo;
     const char *const *skip_networks;
     int                headers;
     const char        *authserv_id;
@@ -75,6 +76,8 @@ static const subm_option_t spf_options[] = {
     ACTION_OPT("permerror", "tag", SPF_R_PERMERROR, "what a permerror does"),
     { "skip_authenticated", SUBM_OPT_BOOL, "yes", offsetof(struct spf_conf, skip_authenticated),
       0, 0, NULL, "do not check sessions that authenticated" },
+    { "check_helo", SUBM_OPT_BOOL, "no", offsetof(struct spf_conf, check_helo),
+      0, 0, NULL, "also check the HELO identity; its fail decides (RFC 7208 2.3)" },
     { "skip_networks", SUBM_OPT_LIST, "{\"127.0.0.0/8\", \"::1\"}", offsetof(struct spf_conf, skip_networks),
       0, 0, NULL, "client networks that are not checked" },
     { "header", SUBM_OPT_ENUM, "both", offsetof(struct spf_conf, headers),
@@ -217,15 +220,60 @@ static subm_verdict_t apply_policy(subm_ctx_t *ctx, const struct spf_conf *cf,
     }
 }
 
+/* check_one - the outcome for q: from the cache or an evaluation under the
+ * deadline. SUBM_CONTINUE with *o filled, or the TEMPFAIL to return. */
+static subm_verdict_t check_one(subm_ctx_t *ctx, const struct spf_conf *cf,
+                                const struct spf_query *q, struct spf_outcome *o,
+                                int *cached)
+{
+    int rc;
+
+    if ((*cached = spf_cache_get(cf->cache, q, o)))
+        return SUBM_CONTINUE;
+    rc = spf_eval_run(cf->engine, q, subm_time_left_ms(ctx), o);
+    if (rc == -1) {
+        subm_log(ctx, SUBM_LOG_WARN, "SPF check of <%s> from %s passed the deadline",
+                 q->sender, q->ip);
+        return subm_tempfail(ctx, 451, "4.4.3", "SPF check timed out; try again later");
+    }
+    if (rc < 0) {
+        subm_log(ctx, SUBM_LOG_WARN, "SPF check of <%s> from %s not started (%s)",
+                 q->sender, q->ip, rc == -2 ? "too many checks running" : "no resources");
+        return subm_tempfail(ctx, 451, "4.3.0", "SPF check unavailable; try again later");
+    }
+    return SUBM_CONTINUE;
+}
+
+/* helo_fails - with check_helo, a HELO identity that fails decides
+ * (RFC 7208 2.3); 1 with ss filled for it, 0 to go on, -1 with *v set */
+static int helo_fails(subm_ctx_t *ctx, const struct spf_conf *cf, struct spf_sess *ss,
+                      const char *ip, const char *helo, subm_verdict_t *v, int *cached)
+{
+    struct spf_query hq;
+    struct spf_outcome ho;
+
+    if (!cf->check_helo || !helo[0] || query_fill(&hq, ip, helo, "") < 0)
+        return 0;
+    if ((*v = check_one(ctx, cf, &hq, &ho, cached)) != SUBM_CONTINUE)
+        return -1;
+    if (ho.result != SPF_R_FAIL)
+        return 0;
+    ss->q = hq;
+    ss->o = ho;
+    return 1;
+}
+
 /* spf_mail - check the sender, answer by policy */
 static subm_verdict_t spf_mail(subm_ctx_t *ctx, const subm_arg_t *arg)
 {
     struct spf_conf *cf = subm_instance(ctx);
     struct spf_sess *ss = sess_get(ctx);
     const struct sockaddr *sa = subm_client_sockaddr(ctx);
-    const char *helo = subm_helo(ctx);
+    const char *helo = subm_helo(ctx) ? subm_helo(ctx) : "";
+    const char *sender = arg->text ? arg->text : "";
     char ip[INET6_ADDRSTRLEN];
-    int rc;
+    subm_verdict_t v;
+    int cached = 0;
 
     if (!ss)
         return subm_tempfail(ctx, 451, "4.3.0", "SPF check: out of memory");
@@ -234,26 +282,22 @@ static subm_verdict_t spf_mail(subm_ctx_t *ctx, const subm_arg_t *arg)
         return SUBM_CONTINUE;
     if (!sa || netlist_match(cf->skip, sa) || client_ip(sa, ip, sizeof(ip)) < 0)
         return SUBM_CONTINUE;
-    if (query_fill(&ss->q, ip, helo ? helo : "", arg->text ? arg->text : "") < 0) {
+    if (sender[0]) {
+        switch (helo_fails(ctx, cf, ss, ip, helo, &v, &cached)) {
+        case 1:  return apply_policy(ctx, cf, ss, cached);
+        case -1: return v;
+        default: break;
+        }
+    }
+    if (query_fill(&ss->q, ip, helo, sender) < 0) {
         memset(&ss->o, 0, sizeof(ss->o));
         ss->o.result = SPF_R_NONE;
         snprintf(ss->o.comment, sizeof(ss->o.comment), "identity too long to check");
         return apply_policy(ctx, cf, ss, 0);
     }
-    if (spf_cache_get(cf->cache, &ss->q, &ss->o))
-        return apply_policy(ctx, cf, ss, 1);
-    rc = spf_eval_run(cf->engine, &ss->q, subm_time_left_ms(ctx), &ss->o);
-    if (rc == -1) {
-        subm_log(ctx, SUBM_LOG_WARN, "SPF check of <%s> from %s passed the deadline",
-                 ss->q.sender, ip);
-        return subm_tempfail(ctx, 451, "4.4.3", "SPF check timed out; try again later");
-    }
-    if (rc < 0) {
-        subm_log(ctx, SUBM_LOG_WARN, "SPF check of <%s> from %s not started (%s)",
-                 ss->q.sender, ip, rc == -2 ? "too many checks running" : "no resources");
-        return subm_tempfail(ctx, 451, "4.3.0", "SPF check unavailable; try again later");
-    }
-    return apply_policy(ctx, cf, ss, 0);
+    if ((v = check_one(ctx, cf, &ss->q, &ss->o, &cached)) != SUBM_CONTINUE)
+        return v;
+    return apply_policy(ctx, cf, ss, cached);
 }
 
 /* add_received_spf - RFC 7208 9.1, prepended */
