@@ -19,6 +19,7 @@
 #include "session.h"
 #include "smtp_conf.h"
 #include "smtp_session.h"
+#include "smtp_tls.h"
 
 #define SMTP_MAX_PARAMS 10
 
@@ -172,6 +173,8 @@ void smtp_cmd_helo(struct smtp_sess *ss, const char *arg, int esmtp)
     }
     sio_printf(&ss->io, "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n",
                ss->hostname, (unsigned long long)limit);
+    if (!ss->tls_on && smtp_tls_available())
+        sio_printf(&ss->io, "250-STARTTLS\r\n");
     if (ss->adv & RELAY_8BITMIME)
         sio_printf(&ss->io, "250-8BITMIME\r\n");
     if (ss->adv & RELAY_DSN)
@@ -635,6 +638,36 @@ void smtp_cmd_rset(struct smtp_sess *ss, const char *arg)
     smtp_reply(ss, 250, "2.0.0", "Ok");
 }
 
+/* smtp_cmd_starttls - RFC 3207: 220, then the handshake. Whatever the
+ * client pipelined behind STARTTLS is thrown away unread (CVE-2011-0411):
+ * only what comes inside TLS counts. */
+void smtp_cmd_starttls(struct smtp_sess *ss, const char *arg)
+{
+    if (!smtp_tls_available()) {
+        smtp_reply(ss, 502, "5.5.1", "Error: command not implemented");
+        return;
+    }
+    if (ss->tls_on) {
+        smtp_reply(ss, 503, "5.5.1", "Error: TLS already active");
+        return;
+    }
+    if (*arg) {
+        smtp_reply(ss, 501, "5.5.4", "Syntax: STARTTLS");
+        return;
+    }
+    smtp_reply(ss, 220, "2.0.0", "Ready to start TLS");
+    if (sio_flush(&ss->io, ss->conf->timeout) < 0) {
+        ss->quit = 1;
+        return;
+    }
+    if (sio_avail(&ss->io) > 0)
+        log_info("%s: %zu octets pipelined after STARTTLS from %s discarded", ss->s->id,
+                 sio_avail(&ss->io), ss->s->client_addr);
+    ss->io.in_start = ss->io.in_end = 0;
+    if (smtp_tls_start(ss) < 0)
+        ss->quit = 1;
+}
+
 /* relay_query - pass a command to the backend and its reply back. */
 static void relay_query(struct smtp_sess *ss, const char *verb, const char *arg)
 {
@@ -702,7 +735,7 @@ void smtp_cmd_query(struct smtp_sess *ss, subm_stage_t stage, const char *verb,
 /* Verbs never forwarded and never offered, whatever a plugin says. */
 static const char *const refused_verbs[] = {
     "TURN", "X-EXPS", "X-LINK2STATE", "XEXCH50", "XCLIENT", "XFORWARD",
-    "STARTTLS", "AUTH", NULL
+    "AUTH", NULL
 };
 
 /* smtp_cmd_unknown - anything else: the UNKNOWN stage decides ETRN/ATRN. */

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "pool.h"
 #include "smtp_io.h"
@@ -44,6 +46,11 @@ void sio_init(struct sio *io, int fd, size_t in_cap, size_t out_cap)
 /* sio_fini - free buffers, close the socket. */
 void sio_fini(struct sio *io)
 {
+    if (io->ssl != NULL) {
+        (void)SSL_shutdown(io->ssl);    /* one try: the peer may be gone */
+        SSL_free(io->ssl);
+        io->ssl = NULL;
+    }
     free(io->in);
     free(io->out);
     io->in = io->out = NULL;
@@ -79,6 +86,28 @@ static int sio_wait(struct sio *io, short events, long timeout_ms, int use_stop)
     return 1;
 }
 
+/* sio_tls_io - one SSL_read (write 0) or SSL_write (write 1): bytes done,
+ * 0 with *want_r set to the poll event to wait for, or SIO_EOF/ERROR. */
+static int sio_tls_io(struct sio *io, int write, void *buf, size_t len, short *want_r)
+{
+    int n, e;
+
+    ERR_clear_error();
+    n = write ? SSL_write(io->ssl, buf, (int)len) : SSL_read(io->ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    e = SSL_get_error(io->ssl, n);
+    if (e == SSL_ERROR_WANT_READ) {
+        *want_r = POLLIN;
+        return 0;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        *want_r = POLLOUT;
+        return 0;
+    }
+    return e == SSL_ERROR_ZERO_RETURN ? SIO_EOF : SIO_ERROR;
+}
+
 /* sio_compact - move unread input to the front of the buffer. */
 static void sio_compact(struct sio *io)
 {
@@ -102,6 +131,20 @@ int sio_fill(struct sio *io, long timeout_ms, int use_stop)
     if (io->in_end == io->in_cap)
         return SIO_ERROR;
     for (;;) {
+        if (io->ssl != NULL) {
+            short want;
+            r = sio_tls_io(io, 0, io->in + io->in_end, io->in_cap - io->in_end, &want);
+            if (r > 0) {
+                io->in_end += (size_t)r;
+                return r;
+            }
+            if (r < 0)
+                return r;
+            r = sio_wait(io, want, timeout_ms, use_stop);
+            if (r != 1)
+                return r;
+            continue;
+        }
         n = recv(io->fd, io->in + io->in_end, io->in_cap - io->in_end, 0);
         if (n > 0) {
             io->in_end += (size_t)n;
@@ -155,6 +198,8 @@ int sio_pending_input(struct sio *io)
     struct pollfd pf;
 
     if (io->in_end > io->in_start)
+        return 1;
+    if (io->ssl != NULL && SSL_pending(io->ssl) > 0)
         return 1;
     pf.fd = io->fd;
     pf.events = POLLIN;
@@ -217,6 +262,19 @@ int sio_flush(struct sio *io, long timeout_ms)
         return -1;
     }
     while (off < io->out_len) {
+        if (io->ssl != NULL) {
+            short want;
+            r = sio_tls_io(io, 1, io->out + off, io->out_len - off, &want);
+            if (r > 0) {
+                off += (size_t)r;
+                continue;
+            }
+            if (r == 0 && sio_wait(io, want, timeout_ms, 0) == 1)
+                continue;
+            io->failed = 1;
+            io->out_len = 0;
+            return -1;
+        }
         n = send(io->fd, io->out + off, io->out_len - off, MSG_NOSIGNAL);
         if (n > 0) {
             off += (size_t)n;

@@ -8,7 +8,8 @@
  * sio_put()/sio_printf() and written with sio_flush(), one send() per flush
  * so that a group of replies leaves in one segment. Every wait is bounded
  * by a timeout; an optional stop descriptor (the server's shutdown pipe)
- * interrupts idle waits. It knows nothing of SMTP beyond lines.
+ * interrupts idle waits. Once a TLS handshake set io->ssl, the same calls
+ * read and write through TLS. It knows nothing of SMTP beyond lines.
  */
 #ifndef SUBM_SMTP_IO_H
 #define SUBM_SMTP_IO_H
@@ -34,6 +35,7 @@ struct sio {
     int     skipping;       /* discarding the rest of an over-long line */
     int     failed;         /* a write failed: further output is dropped */
     long    wtimeout;       /* ms for flushes a full output buffer forces */
+    void   *ssl;            /* an OpenSSL SSL * once TLS is on (smtp_tls.c) */
 };
 
 /* sio_init - take fd (made non-blocking, TCP_NODELAY) with buffers. */

@@ -48,6 +48,7 @@
 #include "session.h"
 #include "smtp_conf.h"
 #include "smtp_session.h"
+#include "smtp_tls.h"
 
 #define SMTP_STACK    (256 * 1024)
 #define SMTP_BACKLOG  1024
@@ -58,12 +59,14 @@
 struct listener {
     int   fd;
     int   proxy;
+    int   tls;                  /* implicit TLS (RFC 8314) */
     char *spec;
 };
 
 struct conn {                   /* what a session thread starts with */
     int                     fd;
     int                     proxy;
+    int                     tls;
     struct sockaddr_storage sa;
     socklen_t               salen;
 };
@@ -105,7 +108,7 @@ static int listen_one(const char *spec, int proxy_all)
     char buf[300], *port, *flags, *host;
     struct addrinfo hints, *res = NULL;
     struct listener *l;
-    int fd, one = 1, rc, proxy = proxy_all;
+    int fd, one = 1, rc, proxy = proxy_all, tls = 0;
 
     if (snprintf(buf, sizeof(buf), "%s", spec) >= (int)sizeof(buf)) {
         log_error("smtp listen \"%s\": too long", spec);
@@ -115,8 +118,11 @@ static int listen_one(const char *spec, int proxy_all)
     if (flags != NULL) {
         *flags++ = '\0';
         if (strstr(flags, "tls") != NULL) {
-            log_error("smtp listen \"%s\": implicit TLS is not supported yet", spec);
-            return -1;
+            if (!smtp_tls_available()) {
+                log_error("smtp listen \"%s\": implicit TLS needs tls_cert and tls_key", spec);
+                return -1;
+            }
+            tls = 1;
         }
         if (strstr(flags, "proxy") != NULL)
             proxy = 1;
@@ -164,8 +170,10 @@ static int listen_one(const char *spec, int proxy_all)
     l = &listeners[nlisteners++];
     l->fd = fd;
     l->proxy = proxy;
+    l->tls = tls;
     l->spec = xstrdup(spec);
-    log_info("smtp: listening on %s%s", spec, proxy ? " (PROXY protocol)" : "");
+    log_info("smtp: listening on %s%s%s", spec, proxy ? " (PROXY protocol)" : "",
+             tls ? " (implicit TLS)" : "");
     return 0;
 }
 
@@ -176,6 +184,8 @@ int smtp_frontend_init(const struct config *cfg)
 
     if (cfg->smtp == NULL)
         return 0;
+    if (smtp_tls_init(cfg->smtp) < 0)
+        return -1;
     if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         log_error_errno("smtp: pipe");
         return -1;
@@ -262,45 +272,50 @@ static void refuse(int fd, const char *why)
     close(fd);
 }
 
-/* read_proxy - the PROXY header; fills c->sa; leftover bytes into pre. */
-static int read_proxy(struct conn *c, long timeout_ms, char *pre, size_t *prelen)
+/* read_proxy - the PROXY header, and not one octet more (an implicit-TLS
+ * handshake follows it on the same socket): peeked until complete, then
+ * taken. Fills c->sa. 0, or -1 for a bad, missing or slow header. */
+static int read_proxy(struct conn *c, long timeout_ms)
 {
-    unsigned char buf[PROXYPROTO_MAX + 512];
-    size_t len = 0, used = 0;
+    unsigned char buf[PROXYPROTO_MAX];
+    size_t used = 0, last = 0;
     struct sockaddr_storage sa;
     socklen_t salen = 0;
     int64_t deadline = monotonic_ms() + timeout_ms;
     struct pollfd pf;
     ssize_t n;
+    long left;
     int rc;
 
     for (;;) {
-        rc = len ? proxyproto_parse(buf, len, &sa, &salen, &used) : 0;
-        if (rc < 0)
-            return -1;
-        if (rc > 0)
-            break;
-        if (len == sizeof(buf))
-            return -1;
+        left = (long)(deadline - monotonic_ms());
         pf.fd = c->fd;
         pf.events = POLLIN;
-        n = deadline - monotonic_ms();
-        if (n <= 0 || poll(&pf, 1, (int)n) <= 0)
+        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
             return -1;
-        n = recv(c->fd, buf + len, sizeof(buf) - len, MSG_DONTWAIT);
+        n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
         if (n <= 0) {
             if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 continue;
             return -1;
         }
-        len += (size_t)n;
+        rc = proxyproto_parse(buf, (size_t)n, &sa, &salen, &used);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            break;
+        if ((size_t)n == sizeof(buf))
+            return -1;
+        if ((size_t)n == last)          /* nothing new yet: do not spin */
+            (void)poll(NULL, 0, 10);
+        last = (size_t)n;
     }
+    if (recv(c->fd, buf, used, MSG_WAITALL) != (ssize_t)used)
+        return -1;
     if (salen > 0) {
         memcpy(&c->sa, &sa, salen);
         c->salen = salen;
     }
-    *prelen = len - used;
-    memcpy(pre, buf + used, *prelen);
     return 0;
 }
 
@@ -308,14 +323,13 @@ static int read_proxy(struct conn *c, long timeout_ms, char *pre, size_t *prelen
 static void serve_conn(struct conn *c)
 {
     struct config *cfg = config_acquire();
-    char addr[INET6_ADDRSTRLEN], pre[PROXYPROTO_MAX + 512];
-    size_t prelen = 0;
+    char addr[INET6_ADDRSTRLEN];
     long per_ip = cfg->smtp ? cfg->smtp->max_sessions_per_ip : 20;
     long tmo = cfg->smtp ? cfg->smtp->timeout : 300000;
     struct live me;
 
     config_release(&cfg);
-    if (c->proxy && read_proxy(c, tmo < 10000 ? tmo : 10000, pre, &prelen) < 0) {
+    if (c->proxy && read_proxy(c, tmo < 10000 ? tmo : 10000) < 0) {
         addr_text(&c->sa, addr, sizeof(addr));
         log_warn("smtp: bad or missing PROXY header from %s", addr);
         close(c->fd);
@@ -335,8 +349,7 @@ static void serve_conn(struct conn *c)
     live_head.next = &me;
     pthread_mutex_unlock(&srv_lock);
 
-    smtp_session_run(c->fd, (struct sockaddr *)&c->sa, c->salen, pre, prelen,
-                     stop_pipe[0]);
+    smtp_session_run(c->fd, (struct sockaddr *)&c->sa, c->salen, stop_pipe[0], c->tls);
 
     pthread_mutex_lock(&srv_lock);
     me.prev->next = me.next;
@@ -416,6 +429,7 @@ static void accept_one(const struct listener *l, pthread_attr_t *attr)
         return;
     }
     c->proxy = l->proxy;
+    c->tls = l->tls;
     cfg = config_acquire();
     max = cfg->smtp ? cfg->smtp->max_sessions : 1000;
     config_release(&cfg);

@@ -22,6 +22,7 @@
 #include "session.h"
 #include "smtp_conf.h"
 #include "smtp_session.h"
+#include "smtp_tls.h"
 
 /* smtp_reply - one reply line "CODE ECODE text". */
 void smtp_reply(struct smtp_sess *ss, int code, const char *ecode,
@@ -236,7 +237,12 @@ static void smtp_command(struct smtp_sess *ss, char *line, size_t len)
         smtp_reply(ss, 554, "5.5.1", "Not an SMTP client: closing");
         ss->quit = 1;
     } else if (ss->rejected) {
-        smtp_reply(ss, 503, "5.7.0", "Session refused: only QUIT");
+        if (ss->refusal.code)
+            smtp_reply_chain(ss, &ss->refusal);
+        else
+            smtp_reply(ss, 503, "5.7.0", "Session refused: only QUIT");
+    } else if (strcasecmp(verb, "STARTTLS") == 0) {
+        smtp_cmd_starttls(ss, arg);
     } else if (strcasecmp(verb, "EHLO") == 0) {
         smtp_cmd_helo(ss, arg, 1);
     } else if (strcasecmp(verb, "HELO") == 0) {
@@ -264,6 +270,38 @@ static void smtp_command(struct smtp_sess *ss, char *line, size_t len)
     }
 }
 
+/* smtp_tls_start - TLS handshake, then forget what was learnt in clear
+ * (RFC 3207 4.2) and run the TLS stage; a refusal there leaves the
+ * session answering every command but QUIT with the plugin's reply. */
+int smtp_tls_start(struct smtp_sess *ss)
+{
+    char version[32], cipher[128];
+    subm_arg_t a;
+    struct reply r;
+    subm_verdict_t v;
+
+    if (smtp_tls_accept(&ss->io, ss->conf->timeout, version, sizeof(version),
+                        cipher, sizeof(cipher)) < 0) {
+        log_info("%s: TLS handshake with %s failed", ss->s->id, ss->s->client_addr);
+        return -1;
+    }
+    ss->tls_on = 1;
+    ss->helo_seen = 0;
+    if (ss->s->txn != NULL)
+        smtp_txn_abort(ss);
+    session_reset_identity(ss->s);
+    session_set_tls(ss->s, version, cipher, NULL);
+    log_debug("%s: TLS %s %s", ss->s->id, version, cipher);
+    memset(&a, 0, sizeof(a));
+    a.text = version;
+    v = smtp_stage(ss, SUBM_STAGE_TLS, &a, &r);
+    if (v == SUBM_REJECT || v == SUBM_TEMPFAIL) {
+        ss->rejected = 1;
+        ss->refusal = r;
+    }
+    return 0;
+}
+
 /* smtp_greet - CONNECT stage and banner; 0 to go on, -1 to close. */
 static int smtp_greet(struct smtp_sess *ss)
 {
@@ -280,6 +318,10 @@ static int smtp_greet(struct smtp_sess *ss)
         /* RFC 5321 3.1: 554 instead of 220, then wait for QUIT */
         smtp_reply_chain(ss, &r);
         ss->rejected = 1;
+        return 0;
+    }
+    if (ss->rejected) {                 /* refused at the TLS stage */
+        smtp_reply_chain(ss, &ss->refusal);
         return 0;
     }
     if (sio_pending_input(&ss->io)) {
@@ -343,7 +385,7 @@ static void smtp_loop(struct smtp_sess *ss)
 
 /* smtp_session_run - serve one client (see smtp_session.h). */
 void smtp_session_run(int fd, const struct sockaddr *sa, socklen_t salen,
-                      const char *pre, size_t prelen, int stop_fd)
+                      int stop_fd, int implicit_tls)
 {
     struct smtp_sess ss;
     struct config *cfg = config_acquire();
@@ -364,14 +406,10 @@ void smtp_session_run(int fd, const struct sockaddr *sa, socklen_t salen,
     sio_init(&ss.io, fd, SMTP_IN_BUF, SMTP_OUT_BUF);
     ss.io.stop_fd = stop_fd;
     ss.io.wtimeout = ss.conf->timeout;
-    if (prelen > 0 && prelen <= ss.io.in_cap) {
-        memcpy(ss.io.in, pre, prelen);
-        ss.io.in_end = prelen;
-    }
     session_set_client(ss.s, sa, salen, "unknown");
     log_debug("%s: connect from %s port %d", ss.s->id, ss.s->client_addr,
               ss.s->client_port);
-    if (smtp_greet(&ss) == 0)
+    if ((!implicit_tls || smtp_tls_start(&ss) == 0) && smtp_greet(&ss) == 0)
         smtp_loop(&ss);
     smtp_resolve(&ss);
     (void)sio_flush(&ss.io, 5000);

@@ -48,7 +48,9 @@ struct smtp_sess {
     struct sio              io;
     struct relay           *relay;
     int                     helo_seen;
-    int                     rejected;     /* CONNECT refused: only QUIT */
+    int                     rejected;     /* CONNECT/TLS refused: only QUIT */
+    struct reply            refusal;      /* what other commands then get */
+    int                     tls_on;       /* TLS is up (STARTTLS or implicit) */
     int                     quit;         /* close after this group */
     unsigned                errors;
     unsigned                adv;          /* RELAY_* bits advertised at EHLO */
@@ -64,10 +66,12 @@ struct smtp_sess {
     struct msgin           *msg;          /* message reader, made once */
 };
 
-/* smtp_session_run - serve one admitted client on fd (the caller closes it). pre/prelen:
- * bytes already read from the client (after a PROXY header). */
+/* smtp_session_run - serve one admitted client on fd (the caller closes
+ * it); implicit_tls: handshake before the banner (RFC 8314). */
 void smtp_session_run(int fd, const struct sockaddr *sa, socklen_t salen,
-                      const char *pre, size_t prelen, int stop_fd);
+                      int stop_fd, int implicit_tls);
+/* smtp_tls_start - handshake and TLS stage; 0, or -1 (close the session). */
+int  smtp_tls_start(struct smtp_sess *ss);
 
 /* Replies (smtp_session.c). */
 void smtp_reply(struct smtp_sess *ss, int code, const char *ecode,
@@ -93,6 +97,7 @@ void smtp_cmd_rcpt(struct smtp_sess *ss, char *arg);
 void smtp_cmd_data(struct smtp_sess *ss, const char *arg);
 void smtp_cmd_bdat(struct smtp_sess *ss, const char *arg);
 void smtp_cmd_rset(struct smtp_sess *ss, const char *arg);
+void smtp_cmd_starttls(struct smtp_sess *ss, const char *arg);
 void smtp_cmd_query(struct smtp_sess *ss, subm_stage_t stage, const char *verb,
                     const char *arg);
 void smtp_cmd_unknown(struct smtp_sess *ss, const char *verb, const char *line);

@@ -1,0 +1,109 @@
+/*
+ * smtp_tls.c - the TLS server side of the smtp front-end (see smtp_tls.h).
+ * OpenSSL 1.1.1 or later: TLS 1.2 and 1.3 only, the library's default
+ * ciphers, no renegotiation, no compression.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "log.h"
+#include "session.h"
+#include "smtp_conf.h"
+#include "smtp_io.h"
+#include "smtp_tls.h"
+
+static SSL_CTX *tls_ctx;
+
+/* tls_error - the last OpenSSL error as text. */
+static const char *tls_error(char *buf, size_t size)
+{
+    unsigned long e = ERR_get_error();
+
+    if (e == 0)
+        snprintf(buf, size, "%s", errno ? strerror(errno) : "unknown error");
+    else
+        ERR_error_string_n(e, buf, size);
+    ERR_clear_error();
+    return buf;
+}
+
+/* smtp_tls_init - load the certificate chain and key. */
+int smtp_tls_init(const struct smtp_conf *conf)
+{
+    char err[256];
+
+    if (conf->tls_cert == NULL || conf->tls_key == NULL || !*conf->tls_cert || !*conf->tls_key)
+        return 0;
+    tls_ctx = SSL_CTX_new(TLS_server_method());
+    if (tls_ctx == NULL) {
+        log_error("smtp: TLS context: %s", tls_error(err, sizeof(err)));
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(tls_ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                        SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_use_certificate_chain_file(tls_ctx, conf->tls_cert) != 1) {
+        log_error("smtp: tls_cert %s: %s", conf->tls_cert, tls_error(err, sizeof(err)));
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(tls_ctx, conf->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(tls_ctx) != 1) {
+        log_error("smtp: tls_key %s: %s", conf->tls_key, tls_error(err, sizeof(err)));
+        goto fail;
+    }
+    return 0;
+fail:
+    SSL_CTX_free(tls_ctx);
+    tls_ctx = NULL;
+    return -1;
+}
+
+int smtp_tls_available(void)
+{
+    return tls_ctx != NULL;
+}
+
+/* smtp_tls_accept - the handshake, each wait bounded by the deadline. */
+int smtp_tls_accept(struct sio *io, long timeout_ms, char *version, size_t vsize,
+                    char *cipher, size_t csize)
+{
+    int64_t deadline = monotonic_ms() + timeout_ms;
+    struct pollfd pf;
+    SSL *ssl;
+    int rc, e;
+    char err[256];
+
+    if (tls_ctx == NULL)
+        return -1;
+    ssl = SSL_new(tls_ctx);
+    if (ssl == NULL || SSL_set_fd(ssl, io->fd) != 1) {
+        SSL_free(ssl);
+        return -1;
+    }
+    for (;;) {
+        ERR_clear_error();
+        rc = SSL_accept(ssl);
+        if (rc == 1)
+            break;
+        e = SSL_get_error(ssl, rc);
+        pf.fd = io->fd;
+        pf.events = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+        if (pf.events == 0 || monotonic_ms() >= deadline ||
+            poll(&pf, 1, (int)(deadline - monotonic_ms())) <= 0) {
+            log_info("smtp: TLS handshake failed: %s", pf.events ? "timeout" :
+                     tls_error(err, sizeof(err)));
+            SSL_free(ssl);
+            return -1;
+        }
+    }
+    io->ssl = ssl;
+    snprintf(version, vsize, "%s", SSL_get_version(ssl));
+    snprintf(cipher, csize, "%s", SSL_get_cipher_name(ssl));
+    return 0;
+}
