@@ -26,6 +26,7 @@
 #include "relay.h"
 #include "session.h"
 #include "smtp_conf.h"
+#include "smtp_tls.h"
 
 #define RELAY_IN_BUF   8192
 #define RELAY_OUT_BUF  65536
@@ -353,6 +354,36 @@ static int relay_ehlo(struct relay *r, const char *helo_name, struct breply *rep
     return 0;
 }
 
+/* relay_starttls - STARTTLS to the backend (RFC 3207), then EHLO again;
+ * a backend that does not offer it is not used (backend_tls asked for TLS). */
+static int relay_starttls(struct relay *r, const char *helo_name, struct breply *rep,
+                          const char *sid)
+{
+    if (!(r->caps.flags & RELAY_STARTTLS)) {
+        log_warn("%s: backend %s does not offer STARTTLS (backend_tls = yes)", sid, r->backend);
+        breply_set(rep, 451, "4.7.5", "Backend unavailable, try again later");
+        r->broken = 1;
+        return -1;
+    }
+    relay_cmd(r, "STARTTLS");
+    if (relay_flush(r) < 0 || relay_reply(r, 0, rep, sid) < 0)
+        return -1;
+    if (rep->code != 220 || r->io.in_end != r->io.in_start) {
+        char l[256];
+        log_warn("%s: backend %s refused STARTTLS: %s", sid, r->backend,
+                 breply_line(rep, l, sizeof(l)));
+        breply_set(rep, 451, "4.7.5", "Backend unavailable, try again later");
+        r->broken = 1;
+        return -1;
+    }
+    if (smtp_tls_connect(&r->io, r->timeout, sid) < 0) {
+        breply_set(rep, 451, "4.7.5", "Backend unavailable, try again later");
+        r->broken = 1;
+        return -1;
+    }
+    return relay_ehlo(r, helo_name, rep, sid);
+}
+
 /* relay_caps_cached - last known capabilities of backend. */
 int relay_caps_cached(const char *backend, struct relay_caps *caps_r)
 {
@@ -457,6 +488,8 @@ struct relay *relay_open(const struct smtp_conf *conf, const char *helo_name,
         goto fail;
     }
     if (relay_ehlo(r, helo_name, fail_r, sid) < 0)
+        goto fail;
+    if (conf->backend_tls && relay_starttls(r, helo_name, fail_r, sid) < 0)
         goto fail;
     return r;
 fail:

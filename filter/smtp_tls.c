@@ -16,7 +16,8 @@
 #include "smtp_io.h"
 #include "smtp_tls.h"
 
-static SSL_CTX *tls_ctx;
+static SSL_CTX *tls_ctx;        /* server: our clients */
+static SSL_CTX *tls_client_ctx; /* client: the backend */
 
 /* tls_error - the last OpenSSL error as text. */
 static const char *tls_error(char *buf, size_t size)
@@ -36,6 +37,15 @@ int smtp_tls_init(const struct smtp_conf *conf)
 {
     char err[256];
 
+    if (conf->backend_tls) {
+        tls_client_ctx = SSL_CTX_new(TLS_client_method());
+        if (tls_client_ctx == NULL) {
+            log_error("smtp: TLS client context: %s", tls_error(err, sizeof(err)));
+            return -1;
+        }
+        SSL_CTX_set_min_proto_version(tls_client_ctx, TLS1_2_VERSION);
+        SSL_CTX_set_verify(tls_client_ctx, SSL_VERIFY_NONE, NULL);
+    }
     if (conf->tls_cert == NULL || conf->tls_key == NULL || !*conf->tls_cert || !*conf->tls_key)
         return 0;
     tls_ctx = SSL_CTX_new(TLS_server_method());
@@ -105,5 +115,43 @@ int smtp_tls_accept(struct sio *io, long timeout_ms, char *version, size_t vsize
     io->ssl = ssl;
     snprintf(version, vsize, "%s", SSL_get_version(ssl));
     snprintf(cipher, csize, "%s", SSL_get_cipher_name(ssl));
+    return 0;
+}
+
+/* smtp_tls_connect - the handshake as the backend's client. */
+int smtp_tls_connect(struct sio *io, long timeout_ms, const char *sid)
+{
+    int64_t deadline = monotonic_ms() + timeout_ms;
+    struct pollfd pf;
+    SSL *ssl;
+    int rc, e;
+    char err[256];
+
+    if (tls_client_ctx == NULL)
+        return -1;
+    ssl = SSL_new(tls_client_ctx);
+    if (ssl == NULL || SSL_set_fd(ssl, io->fd) != 1) {
+        SSL_free(ssl);
+        return -1;
+    }
+    for (;;) {
+        ERR_clear_error();
+        rc = SSL_connect(ssl);
+        if (rc == 1)
+            break;
+        e = SSL_get_error(ssl, rc);
+        pf.fd = io->fd;
+        pf.events = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+        if (pf.events == 0 || monotonic_ms() >= deadline ||
+            poll(&pf, 1, (int)(deadline - monotonic_ms())) <= 0) {
+            log_warn("%s: TLS to the backend failed: %s", sid, pf.events ? "timeout" :
+                     tls_error(err, sizeof(err)));
+            SSL_free(ssl);
+            return -1;
+        }
+    }
+    io->ssl = ssl;
+    log_debug("%s: TLS to the backend: %s %s", sid, SSL_get_version(ssl),
+              SSL_get_cipher_name(ssl));
     return 0;
 }

@@ -4,7 +4,8 @@
  * or first thing on an implicit-TLS listener, RFC 8314), and the facts the
  * TLS stage and session get (protocol, cipher).
  *
- * The context is made once at start-up (the key is read before privileges
+ * It also makes the client context used toward a backend with backend_tls.
+ * The contexts are made once at start-up (the key is read before privileges
  * are dropped); a reload does not change it. Reads and writes over TLS are
  * smtp_io.c's (sio->ssl). It does not decide what TLS allows: that is the
  * session's (STARTTLS rules) and the plugins' (TLS stage).
@@ -26,5 +27,11 @@ int  smtp_tls_available(void);
  * reads and writes through TLS and version/cipher describe it. 0 or -1. */
 int  smtp_tls_accept(struct sio *io, long timeout_ms, char *version, size_t vsize,
                      char *cipher, size_t csize);
+
+/* smtp_tls_connect - client side toward the backend (backend_tls = yes):
+ * handshake on io within timeout_ms. The backend's certificate is not
+ * verified (opportunistic encryption on a link the administrator chose);
+ * 0, or -1 logged with sid. */
+int  smtp_tls_connect(struct sio *io, long timeout_ms, const char *sid);
 
 #endif

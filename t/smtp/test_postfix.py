@@ -54,6 +54,10 @@ alias_maps =
 alias_database =
 local_recipient_maps =
 biff = no
+smtpd_tls_cert_file = {pf}/cert.pem
+smtpd_tls_key_file = {pf}/key.pem
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
 maillog_file = {pf}/maillog
 maillog_file_prefixes = {pf}
 """
@@ -62,6 +66,7 @@ MASTER_CF = """127.0.0.1:{port} inet n - n - - smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
 defer     unix  -       -       n       -       0       bounce
@@ -91,6 +96,10 @@ def postfix_start():
         f.write(MAIN_CF.format(pf=PF, sink=SINK_PORT))
     with open(os.path.join(PF, "master.cf"), "w") as f:
         f.write(MASTER_CF.format(port=PF_PORT))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=backend.test",
+                    "-keyout", os.path.join(PF, "key.pem"), "-out", os.path.join(PF, "cert.pem")],
+                   check=True, capture_output=True)
     r = subprocess.run(["postfix", "-c", PF, "start"], capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError("postfix start: %s %s" % (r.stdout, r.stderr))
@@ -179,6 +188,28 @@ def t_proxy_xclient():
           "Postfix's refusal verbatim: %s %s" % (r.stdout[-600:], r.stderr[-300:]))
 
 
+def t_backend_tls():
+    d = T.Daemon(P, WORK, PF_PORT, smtp_extra="backend_tls = yes\nxclient = yes")
+    r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % d.port, "--helo", "swaks.test",
+                        "--from", "btls@example.com", "--to", "btls@example.com",
+                        "--header", "Subject: to the backend over TLS"],
+                       capture_output=True, text=True, timeout=60)
+    eq(r.returncode, 0, "swaks (%s)" % r.stdout[-600:])
+    msg = sunk("to the backend over TLS")
+    check("with ESMTPS" in msg, "Postfix received it over TLS: %s" % msg[:600])
+    check("TLS connection established from" in maillog(), "Postfix logged the TLS session")
+    P.stop(d.proc)
+    # a backend that offers no STARTTLS is not used in clear
+    be = T.Backend(P, WORK)
+    d = T.Daemon(P, WORK, be.port, smtp_extra="backend_tls = yes")
+    c, _ = T.greet(d.port)
+    code, l = c.cmd("MAIL FROM:<a@example.com>")
+    eq(l[0][:9], "451 4.7.5", "no TLS at the backend: 451")
+    c.close()
+    P.stop(d.proc)
+    P.stop(be.proc)
+
+
 try:
     os.makedirs(SINKDIR)
     shutil.chown(SINKDIR, "postfix")
@@ -199,7 +230,8 @@ except Exception as e:
     sys.exit(1)
 
 for name, fn in [("swaks to Postfix", t_swaks), ("swaks --pipeline", t_pipelining),
-                 ("PROXY + XCLIENT to Postfix", t_proxy_xclient)]:
+                 ("PROXY + XCLIENT to Postfix", t_proxy_xclient),
+                 ("STARTTLS to the Postfix backend", t_backend_tls)]:
     R.case(name, fn)
 postfix_stop()
 P.stop_all()
