@@ -453,6 +453,63 @@ START_TEST(test_signature_flood)
 }
 END_TEST
 
+/* Malformed signatures from outside: a clear result, never a failure of
+ * the message or the process. */
+static const struct {
+    const char *label, *sig, *want;
+} malformed[] = {
+    { "garbage", "DKIM-Signature: garbage\r\n", "dkim=neutral" },
+    { "empty", "DKIM-Signature:\r\n", "dkim=neutral" },
+    { "no d=", "DKIM-Signature: v=1; a=rsa-sha256; s=rsa1; h=from; bh=AAAA; b=AAAA\r\n",
+      "dkim=neutral" },
+    { "unknown a=", "DKIM-Signature: v=1; a=rsa-md5; d=example.com; s=rsa1; h=from; "
+      "bh=AAAA; b=AAAA\r\n", "dkim=neutral" },
+    { "bad base64", "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=rsa1; h=from; "
+      "bh=!!!!; b=####\r\n", NULL },
+    { "quotes and parens in d=", "DKIM-Signature: v=1; a=rsa-sha256; d=\"x(y)\"; s=rsa1; "
+      "h=from; bh=AAAA; b=AAAA\r\n", NULL },
+};
+
+START_TEST(test_malformed)
+{
+    char text[8192], *ar;
+
+    snprintf(text, sizeof(text), "%sFrom: a@example.com\r\nSubject: x\r\n\r\nbody\r\n",
+             malformed[_i].sig);
+    ar = verify_ar(NULL, text);
+    /* Unparsable: neutral; parsed but wrong: fail or permerror. Never
+     * pass, never none (the message was signed, RFC 8601 2.7.1). */
+    ck_assert_msg(strncmp(ar, "mx.test;", 8) == 0
+                  && (strstr(ar, "dkim=neutral") || strstr(ar, "dkim=fail")
+                      || strstr(ar, "dkim=permerror"))
+                  && (!malformed[_i].want || strstr(ar, malformed[_i].want)),
+                  "%s: %s", malformed[_i].label, ar);
+    /* Whatever the signature says, the field stays one well-formed line
+     * set: no bare CR/LF, no unbalanced comment. */
+    ck_assert_msg(count(ar, "(") == count(ar, ")"), "%s: %s", malformed[_i].label, ar);
+    free(ar);
+}
+END_TEST
+
+/* A huge DKIM-Signature value (64 KB of tags). */
+START_TEST(test_huge_signature)
+{
+    size_t size = 70000, o;
+    char *text = malloc(size), *ar;
+
+    ck_assert_ptr_nonnull(text);
+    o = (size_t)snprintf(text, size, "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=rsa1; "
+                         "h=from; bh=AAAA; b=");
+    while (o < 65000)
+        text[o++] = 'A';
+    snprintf(text + o, size - o, "\r\nFrom: a@example.com\r\n\r\nbody\r\n");
+    ar = verify_ar(NULL, text);
+    ck_assert_msg(strncmp(ar, "mx.test;", 8) == 0 && !strstr(ar, "dkim=pass"), "%s", ar);
+    free(ar);
+    free(text);
+}
+END_TEST
+
 /* ---- configurations that must be refused, with the reason ---- */
 
 static const struct {
@@ -519,6 +576,8 @@ static Suite *dkim_suite(void)
     tcase_add_test(tc, test_verify_none_and_forged);
     tcase_add_test(tc, test_sign_and_verify_modes);
     tcase_add_test(tc, test_signature_flood);
+    tcase_add_loop_test(tc, test_malformed, 0, N(malformed));
+    tcase_add_test(tc, test_huge_signature);
     tcase_add_loop_test(tc, test_bad_conf, 0, N(bad));
     suite_add_tcase(s, tc);
     return s;

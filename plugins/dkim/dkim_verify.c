@@ -248,8 +248,12 @@ subm_verdict_t dkim_verify_finish(subm_ctx_t *ctx, struct dkim_txn *t)
         if (ar_append(v, sizeof(v), &o, t->verifier, sigs[i], r, why) < 0)
             break;
     }
-    if (nsigs == 0 && o + 12 < sizeof(v))
-        o += (size_t)snprintf(v + o, sizeof(v) - o, "; dkim=none");
+    if (nsigs == 0 && o + 64 < sizeof(v))
+        /* RFC 8601 2.7.1: signed, but no signature could be processed
+         * (libopendkim drops what it cannot parse) is neutral. */
+        o += (size_t)snprintf(v + o, sizeof(v) - o, "%s",
+                              subm_txn_header_find(ctx, "DKIM-Signature", 1)
+                              ? "; dkim=neutral (signature not parsed)" : "; dkim=none");
     if (subm_txn_insert_header(ctx, 0, "Authentication-Results", v) < 0)
         subm_log(ctx, SUBM_LOG_WARN, "could not add Authentication-Results");
     return SUBM_CONTINUE;
