@@ -55,6 +55,7 @@
 #define MILTER_FD_SCAN 1024
 
 static atomic_int milter_live;          /* MTA connections open now */
+static char      *milter_spec;          /* the socket spec libmilter keeps */
 static long       milter_grace_ms;      /* drain time after smfi_main */
 static int        milter_ready;         /* init succeeded */
 
@@ -193,7 +194,8 @@ int milter_frontend_init(const struct config *cfg)
             return -1;
         }
     raise_nofile();
-    spec = xstrdup(mc->listen);        /* libmilter keeps the pointer */
+    free(milter_spec);
+    milter_spec = spec = xstrdup(mc->listen);  /* libmilter keeps the pointer */
     if (smfi_setconn(spec) != MI_SUCCESS) {
         log_error("milter: bad listen address \"%s\"", mc->listen);
         return -1;
@@ -244,6 +246,8 @@ int milter_frontend_run(void)
         return -1;
     r = smfi_main();
     drain();
+    free(milter_spec);
+    milter_spec = NULL;
     if (r != MI_SUCCESS) {
         log_error("milter: smfi_main failed");
         return -1;

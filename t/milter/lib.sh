@@ -90,7 +90,7 @@ start_submilter() {
     # our process must be the one listening (not a leftover on that port)
     for _ in $(seq 100); do
         if ! kill -0 $SUB_PID 2>/dev/null; then break; fi
-        if grep -q "milter: listening on" "$1.log" && wait_port "$2"; then return 0; fi
+        if grep -q "milter: listening on" "$1.log" 2>/dev/null && wait_port "$2"; then return 0; fi
         sleep 0.1
     done
     not_ok "submilter listens on $2" "$(cat "$1.log")"
