@@ -18,6 +18,7 @@
 #ifndef SUBM_MILTER_INT_H
 #define SUBM_MILTER_INT_H
 
+#include <stdint.h>
 #include <libmilter/mfapi.h>
 #include <submilter/plugin.h>
 #include "chain.h"
@@ -36,6 +37,7 @@ struct milter_conn {
     int             auth_done;    /* AUTH stage run for this session */
     int             txn_failed;   /* spool trouble: defer at EOM */
     int             eoh_counted;  /* the header/body blank line is in size */
+    int64_t         txn_t0;       /* when MAIL came, for the summary's delay */
     subm_verdict_t  refuse_v;     /* session refused at CONNECT/HELO/TLS/AUTH */
     subm_stage_t    refuse_stage; /* ... at this stage ... */
     struct reply    refuse;       /* ... with this reply, repeated at MAIL */

@@ -156,24 +156,32 @@ static char *strip_brackets(char *a)
 }
 
 /* split_params - argv[1..] ("NAME=VALUE" or "NAME") as subm_param_t,
- * pointing into argv (which stays valid for the callback). */
-static size_t split_params(char **argv, subm_param_t *p, char names[][64])
+ * pointing into argv (which stays valid for the callback). Parameters
+ * past PARAMS_MAX or with an unusable name are passed over, with a warning
+ * (the MTA has checked them; plugins just do not see them). */
+static size_t split_params(const struct session *s, char **argv,
+                           subm_param_t *p, char names[][64])
 {
     size_t n = 0;
-    int i;
+    int i, dropped = 0;
 
-    for (i = 1; argv[i] != NULL && n < PARAMS_MAX; i++) {
+    for (i = 1; argv[i] != NULL; i++) {
         const char *eq = strchr(argv[i], '=');
         size_t nl = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
 
-        if (nl == 0 || nl >= 64)
+        if (nl == 0 || nl >= 64 || n == PARAMS_MAX) {
+            dropped++;
             continue;
+        }
         memcpy(names[n], argv[i], nl);
         names[n][nl] = '\0';
         p[n].name = names[n];
         p[n].value = eq ? eq + 1 : NULL;
         n++;
     }
+    if (dropped)
+        log_warn("%s: milter: %d ESMTP parameter(s) of \"%.60s\" not passed to plugins",
+                 s->id, dropped, argv[0]);
     return n;
 }
 
@@ -310,6 +318,7 @@ sfsistat milter_envfrom(SMFICTX *ctx, char **argv)
     txn_end(s);                   /* a new message ends any previous one */
     c->txn_failed = 0;
     c->eoh_counted = 0;
+    c->txn_t0 = monotonic_ms();
     if (c->refuse_v == SUBM_REJECT || c->refuse_v == SUBM_TEMPFAIL)
         return answer(c, SMFIP_NR_MAIL, milter_verdict(ctx, s, SUBM_STAGE_MAIL,
                                                        c->refuse_v, &c->refuse));
@@ -319,7 +328,7 @@ sfsistat milter_envfrom(SMFICTX *ctx, char **argv)
     addr = strip_brackets(argv != NULL ? argv[0] : NULL);
     if (addr == NULL)
         addr = (char *)(macro(ctx, "{mail_addr}") ? macro(ctx, "{mail_addr}") : "");
-    n = argv != NULL && argv[0] != NULL ? split_params(argv, params, names) : 0;
+    n = argv != NULL && argv[0] != NULL ? split_params(s, argv, params, names) : 0;
     txn_begin(s, addr, params, n);
     queue_id(ctx, s);
     memset(&arg, 0, sizeof(arg));
@@ -372,7 +381,7 @@ sfsistat milter_envrcpt(SMFICTX *ctx, char **argv)
     addr = strip_brackets(argv != NULL ? argv[0] : NULL);
     if (addr == NULL)
         addr = (char *)(macro(ctx, "{rcpt_addr}") ? macro(ctx, "{rcpt_addr}") : "");
-    n = argv != NULL && argv[0] != NULL ? split_params(argv, params, names) : 0;
+    n = argv != NULL && argv[0] != NULL ? split_params(s, argv, params, names) : 0;
     memset(&arg, 0, sizeof(arg));
     arg.stage = SUBM_STAGE_RCPT;
     arg.text = addr;
@@ -530,15 +539,29 @@ sfsistat milter_body(SMFICTX *ctx, unsigned char *data, size_t len)
     return answer(c, SMFIP_NR_BODY, milter_verdict(ctx, s, SUBM_STAGE_BODY, v, &r));
 }
 
-/* summary - the one line per message. */
-static void summary(const struct session *s, const char *verdict)
+/* summary - the one line per message, in the smtp front-end's manner. */
+static void summary(const struct milter_conn *c, const char *verdict)
 {
+    const struct session *s = c->s;
     const struct txn *t = s->txn;
+    char to[1536];
+    size_t off = 0, i;
+    int k;
 
-    log_info("%s: milter: queue=%s from=<%s> nrcpt=%zu size=%llu auth=%s "
-             "mods=%zu verdict=%s", s->id, t->queue_id, t->sender, t->nrcpts,
-             (unsigned long long)t->size, s->auth_login ? s->auth_login : "-",
-             t->nmods, verdict);
+    to[0] = '\0';
+    for (i = 0; i < t->nrcpts; i++) {
+        k = snprintf(to + off, sizeof(to) - off, "%s<%s>", i ? "," : "", t->rcpts[i].addr);
+        if (k < 0 || (size_t)k >= sizeof(to) - off) {
+            snprintf(to + off, sizeof(to) - off, ",...");
+            break;
+        }
+        off += (size_t)k;
+    }
+    log_info("%s: milter: queue=%s from=<%s> to=%s nrcpt=%zu size=%llu auth=%s "
+             "verdict=%s mods=%zu delay=%.3f", s->id, t->queue_id, t->sender, to,
+             t->nrcpts, (unsigned long long)t->size,
+             s->auth_login ? s->auth_login : "none", verdict, t->nmods,
+             c->txn_t0 ? (double)(monotonic_ms() - c->txn_t0) / 1000.0 : 0.0);
 }
 
 /* milter_eom - xxfi_eom: EOM, then the modifications. */
@@ -567,7 +590,7 @@ sfsistat milter_eom(SMFICTX *ctx)
         reply_set(&r, 451, "4.3.0", "Local error in processing, try again later");
     }
     ret = milter_verdict(ctx, s, SUBM_STAGE_EOM, v, &r);
-    summary(s, verdict_name(v));
+    summary(c, verdict_name(v));
     txn_end(s);
     c->txn_failed = 0;
     c->eoh_counted = 0;

@@ -84,11 +84,30 @@ mt.macro(c, SMFIC_MAIL, "i", "QID-C")
 mt.mailfrom(c, "<third@example.com>")
 mt.rcptto(c, "<four@example.net>")
 mt.header(c, "Subject", "third")
+mt.header(c, "Bad Name", "a field name with a space")
+check(reply(c) == R_CONTINUE and not logged("name=Bad Name"),
+      "malformed header field: passed over, not given to plugins, no error")
 mt.eoh(c)
 mt.bodystring(c, "x\r\n")
 mt.eom(c)
 check(logged("eom\tfrom=third@example.com\trcpts=four@example.net\tnheaders=1"),
       "after abort: nothing of the aborted message is left")
+
+-- a 1 KB header field and a 20-line folded one (miltertest 2.11 itself
+-- crashes on fields of a few KB; the MTA tests send bigger ones)
+clearlog()
+mt.mailfrom(c, "<big@example.com>")
+mt.rcptto(c, "<four@example.net>")
+mt.header(c, "X-Big", string.rep("b", 1000))
+check(reply(c) == R_CONTINUE and logged("header\tname=X-Big\tvalue=bbbb"), "1 KB header field")
+mt.header(c, "X-Folded", string.rep("part\n\t", 20) .. "end")
+check(reply(c) == R_CONTINUE and logged("header\tname=X-Folded\tvalue=part\\tpart\\tpart") and
+      logged("\traw=X-Folded: part\\r\\n\\tpart\\r\\n\\tpart"),
+      "20-line folded header field, unfolded")
+mt.eoh(c)
+mt.eom(c)
+check(reply(c) == R_CONTINUE and logged("eom\tfrom=big@example.com\trcpts=four@example.net\tnheaders=2"),
+      "big message: both fields recorded")
 
 check(mt.unknown(c, "XYZZY plugh") == nil, "unknown sent")
 check(logged("unknown\ttext=XYZZY plugh"), "unknown: command line")
