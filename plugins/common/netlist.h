@@ -3,8 +3,8 @@
  * "192.0.2.7") parsed once from option text and matched against a client
  * sockaddr. IPv4-mapped IPv6 clients (::ffff:a.b.c.d) match IPv4 entries.
  * Does not resolve names.
- * (The same file is in plugins/spf/ and plugins/dkim/: each plugin builds
- * alone. Change both.)
+ * Shared by the spf and dkim plugins through plugins/common/, a static
+ * helper library linked into each .so; it uses the public API only.
  */
 #ifndef SUBM_NETLIST_H
 #define SUBM_NETLIST_H

@@ -3,8 +3,8 @@
  * removing forged Authentication-Results fields that carry our own
  * authserv-id (RFC 8601 5), and quoting untrusted text for header values.
  * Works on the public plugin API only. Does not build whole fields.
- * (The same file is in plugins/spf/ and plugins/dkim/: each plugin builds
- * alone. Change both.)
+ * Shared by the spf and dkim plugins through plugins/common/, a static
+ * helper library linked into each .so; it uses the public API only.
  */
 #ifndef SUBM_AUTHRES_H
 #define SUBM_AUTHRES_H
