@@ -227,7 +227,9 @@ typedef struct subm_error {
  * init(conf, err) - conf is the plugin's block with its options filled in;
  *     return 0, or -1 with a message in err (the daemon prefixes file, line
  *     and plugin name; the chain is not started). May be NULL.
- * fini(conf) - free what init made. May be NULL.
+ * fini(conf) - free what init made. May be NULL. When fini returns, no
+ *     code of the plugin may run any more (join your threads here): the
+ *     daemon may unload the object after a reload.
  */
 typedef struct subm_plugin {
     uint32_t              abi;
@@ -383,7 +385,9 @@ int subm_txn_add_header(subm_ctx_t *ctx, const char *name, const char *value);
 /* index 0 puts it first; past the end appends. */
 int subm_txn_insert_header(subm_ctx_t *ctx, size_t index,
                            const char *name, const char *value);
-/* n-th (1-based) field of that name; value NULL deletes it. */
+/* n-th (1-based) field of that name, counted in the header as it stands
+ * after the modifications recorded before this one (as the milter protocol
+ * counts); value NULL deletes it; a missing field is added. */
 int subm_txn_change_header(subm_ctx_t *ctx, const char *name, int n,
                            const char *value);
 int subm_txn_delete_header(subm_ctx_t *ctx, const char *name, int n);
