@@ -149,6 +149,29 @@ else
     not_ok "mods: body replaced" "$(tail -5 "$PF/maillog")"
 fi
 
+# ---- 3b. a big message: 20 KB header field, 2 MB body in many chunks ----------
+$PY -c "
+import sys
+sys.stdout.write(''.join('line %06d of the big body, some text to fill it up ....\r\n' % i for i in range(34000)))
+" >"$T/big.body"
+BIGSIZE=$(wc -c <"$T/big.body")
+send --from big@example.com --to one@example.net --header "Subject: big one" \
+    --header "X-Long: $($PY -c "print('x' * 20000)")" --body "@$T/big.body"
+check "big message accepted" queued
+check "big message: the 20 KB field reached the chain" \
+    grep -qE "^header	name=X-Long	value=x{100}" "$T/probe.log"
+check "big message: body chunks reached the chain" \
+    test "$(grep -c '^body	' "$T/probe.log")" -ge 2
+# (swaks ends the body with one more CRLF of its own)
+GOT=$(sed -n 's/^eom	from=big@example.com	.*	bodysize=\([0-9]*\)	.*/\1/p' "$T/probe.log")
+check "big message: the whole body readable at EOM ($BIGSIZE octets + swaks' end: $GOT)" \
+    test "${GOT:-0}" -ge "$BIGSIZE" -a "${GOT:-0}" -le $((BIGSIZE + 4))
+if sunk "Subject: big one"; then
+    check "big message: delivered whole" grep -q "line 033999 of the big body" "$DUMP"
+else
+    not_ok "big message reached the capture server"
+fi
+
 # ---- 4. TLS and AUTH -------------------------------------------------------------
 # (swaks needs Net::SSLeay for TLS; Python's smtplib does it without)
 OUT=$($PY - $P_SMTPD 2>&1 <<'EOF'
