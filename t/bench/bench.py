@@ -518,10 +518,9 @@ class Bench:
         with open(table, 'w') as f:
             # PATTERN DOMAIN SELECTOR KEYFILE (plugins/dkim/dkim_keys.h)
             f.write('%s %s %s %s\n' % (DOMAIN, DOMAIN, SELECTOR[alg], self.keys[alg]))
-        sign = 'plugin dkim { sign_table = "%s" }' % table
         if not default_chain:
-            return sign
-        return self.o.default_chain.replace('@DKIM@', sign)
+            return 'plugin dkim { sign_table = "%s" }' % table
+        return self.o.default_chain.replace('@SIGN_TABLE@', table)
 
     def start_submilter(self, name, conf, ready, spool):
         logf = os.path.join(self.rd, name + '.log')
@@ -1388,19 +1387,20 @@ def main():
 
 
 def default_chain(o):
-    """default_chain - the plugin blocks of conf/submilter.conf, with the
-    dkim block replaced by the bench's (marker @DKIM@), for loopback use."""
+    """default_chain - the plugin blocks of conf/submilter.conf; the dkim
+    block gets the bench's signing table (marker @SIGN_TABLE@)."""
     path = os.path.join(o.srcdir, 'conf', 'submilter.conf')
     try:
         with open(path) as f:
             text = f.read()
     except OSError:
-        return '@DKIM@'
+        text = ''
     return chain_from_conf(text)
 
 
 def chain_from_conf(text):
-    """the `plugin NAME { ... }` blocks of a config text, dkim as @DKIM@."""
+    """the `plugin NAME { ... }` blocks of a config text (a dkim block is
+    added when there is none)."""
     blocks, i = [], 0
     for m in re.finditer(r'^\s*plugin\s+(\w+)\s*\{', text, re.M):
         if m.start() < i:
@@ -1417,12 +1417,22 @@ def chain_from_conf(text):
                     j = len(text)
                 continue
             j += 1
-        name = m.group(1)
-        blocks.append('@DKIM@' if name == 'dkim' else text[m.start():j].strip())
+        block = text[m.start():j].strip()
+        if m.group(1) == 'dkim':
+            block = dkim_block(block)
+        blocks.append(block)
         i = j
-    if '@DKIM@' not in blocks:
-        blocks.append('@DKIM@')
+    if not any(b.startswith('plugin dkim') for b in blocks):
+        blocks.append(dkim_block('plugin dkim {\n}'))
     return '\n'.join(blocks)
+
+
+def dkim_block(block):
+    """the dkim block with its sign_table option replaced by a marker."""
+    lines = [l for l in block.split('\n') if not re.match(r'\s*sign_table\s*=', l)]
+    body = '\n'.join(lines).rstrip()
+    assert body.endswith('}')
+    return body[:-1].rstrip() + '\n    sign_table = "@SIGN_TABLE@"\n}'
 
 
 if __name__ == '__main__':
