@@ -175,6 +175,8 @@ void smtp_cmd_helo(struct smtp_sess *ss, const char *arg, int esmtp)
                ss->hostname, (unsigned long long)limit);
     if (!ss->tls_on && smtp_tls_available())
         sio_printf(&ss->io, "250-STARTTLS\r\n");
+    if (smtp_auth_offered(ss))
+        sio_printf(&ss->io, "250-AUTH PLAIN LOGIN\r\n");
     if (ss->adv & RELAY_8BITMIME)
         sio_printf(&ss->io, "250-8BITMIME\r\n");
     if (ss->adv & RELAY_DSN)
@@ -734,8 +736,7 @@ void smtp_cmd_query(struct smtp_sess *ss, subm_stage_t stage, const char *verb,
 
 /* Verbs never forwarded and never offered, whatever a plugin says. */
 static const char *const refused_verbs[] = {
-    "TURN", "X-EXPS", "X-LINK2STATE", "XEXCH50", "XCLIENT", "XFORWARD",
-    "AUTH", NULL
+    "TURN", "X-EXPS", "X-LINK2STATE", "XEXCH50", "XCLIENT", "XFORWARD", NULL
 };
 
 /* smtp_cmd_unknown - anything else: the UNKNOWN stage decides ETRN/ATRN. */

@@ -49,6 +49,7 @@
 #include "smtp_conf.h"
 #include "smtp_session.h"
 #include "smtp_tls.h"
+#include "smtp_authsrc.h"
 
 #define SMTP_STACK    (256 * 1024)
 #define SMTP_BACKLOG  1024
@@ -184,7 +185,7 @@ int smtp_frontend_init(const struct config *cfg)
 
     if (cfg->smtp == NULL)
         return 0;
-    if (smtp_tls_init(cfg->smtp) < 0)
+    if (smtp_tls_init(cfg->smtp) < 0 || authsrc_check_spec(cfg->smtp->auth) < 0)
         return -1;
     if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         log_error_errno("smtp: pipe");

@@ -243,6 +243,8 @@ static void smtp_command(struct smtp_sess *ss, char *line, size_t len)
             smtp_reply(ss, 503, "5.7.0", "Session refused: only QUIT");
     } else if (strcasecmp(verb, "STARTTLS") == 0) {
         smtp_cmd_starttls(ss, arg);
+    } else if (strcasecmp(verb, "AUTH") == 0) {
+        smtp_cmd_auth(ss, arg);
     } else if (strcasecmp(verb, "EHLO") == 0) {
         smtp_cmd_helo(ss, arg, 1);
     } else if (strcasecmp(verb, "HELO") == 0) {

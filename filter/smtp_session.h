@@ -98,6 +98,9 @@ void smtp_cmd_data(struct smtp_sess *ss, const char *arg);
 void smtp_cmd_bdat(struct smtp_sess *ss, const char *arg);
 void smtp_cmd_rset(struct smtp_sess *ss, const char *arg);
 void smtp_cmd_starttls(struct smtp_sess *ss, const char *arg);
+/* AUTH (smtp_auth.c). */
+void smtp_cmd_auth(struct smtp_sess *ss, const char *arg);
+int  smtp_auth_offered(const struct smtp_sess *ss);
 void smtp_cmd_query(struct smtp_sess *ss, subm_stage_t stage, const char *verb,
                     const char *arg);
 void smtp_cmd_unknown(struct smtp_sess *ss, const char *verb, const char *line);
