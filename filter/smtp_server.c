@@ -4,7 +4,7 @@
  * protocol header, and the drain at shutdown.
  *
  * Concurrency model: one accept thread polls every listener; each accepted
- * client is served by its own thread, with a small stack (SMTP_STACK, 256
+ * client is served by its own thread, with a small stack (SMTP_STACK, 512
  * KiB of address space), which runs the whole session synchronously -
  * command parsing, the plugin chain (plugins run in the session's thread,
  * as plugin.h promises) and the backend connection - with every wait
@@ -51,7 +51,7 @@
 #include "smtp_tls.h"
 #include "smtp_authsrc.h"
 
-#define SMTP_STACK    (256 * 1024)
+#define SMTP_STACK    (512 * 1024)     /* plugins (libspf2, OpenSSL) use the stack too */
 #define SMTP_BACKLOG  1024
 #define IP_BUCKETS    1024
 #define WORKER_IDLE_MAX 256             /* idle workers kept */
