@@ -6,17 +6,17 @@
  * Concurrency model: one accept thread polls every listener; each accepted
  * client is served by its own thread, with a small stack (SMTP_STACK, 512
  * KiB of address space), which runs the whole session synchronously -
- * command parsing, the plugin chain (plugins run in the session's thread,
- * as plugin.h promises) and the backend connection - with every wait
- * bounded by poll() and a timeout. A session holds only fixed buffers (16
- * KiB in and out, 64 KiB of message staging while in DATA, the message
- * itself spooled to a file past spool_memory), so 1,000 sessions cost
- * tens of MiB, not the 8 MiB default stack each. Shared state is small and
- * locked: the session counters and per-IP table here, the backend pool in
- * relay.c, the configuration snapshot (config_acquire). A thread whose
- * session ended waits a while for the next client (a hand-off queue) rather
- * than exiting, which saves a thread creation and teardown per connection
- * on a busy server. Shutdown closes a
+ * command parsing, TLS, the plugin chain (plugins run in the session's
+ * thread, as plugin.h promises) and the backend connection - with every
+ * wait bounded by poll() and a timeout. A session holds only fixed buffers
+ * (16 KiB in and out, 64 KiB of message staging while in DATA, the message
+ * itself spooled to a file past spool_memory), so 1,000 sessions cost tens
+ * of MiB (about 50 KiB each measured), not the 8 MiB default stack each.
+ * A thread whose session ended waits a while to be handed the next client
+ * rather than exiting, which saves a thread creation and teardown per
+ * connection on a busy server. Shared state is small and locked: the
+ * session counters, idle workers and per-IP table here, the backend pool in
+ * relay.c, the configuration snapshot (config_acquire). Shutdown closes a
  * pipe that every idle session polls, so idle sessions answer 421 at once
  * while sessions inside a message get the grace time to finish.
  *
