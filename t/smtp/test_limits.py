@@ -150,6 +150,23 @@ def t_size():
     P.stop(d.proc)
 
 
+def t_header_bounds():
+    d = T.Daemon(P, WORK, BE.port)
+    c, _ = T.greet(d.port)
+    for label, hdr, want in [
+            ("folded field over 64 KiB", "X-Long: start\r\n" + " fold line\r\n" * 7000, "552 5.3.4"),
+            ("header section over 1 MiB", "".join("X-H%d: %s\r\n" % (i, "v" * 900) for i in range(1300)),
+             "552 5.3.4")]:
+        eq(c.cmd("MAIL FROM:<a@example.com>")[0], 250, label)
+        eq(c.cmd("RCPT TO:<hdr@example.com>")[0], 250, label)
+        eq(c.cmd("DATA")[0], 354, label)
+        c.send(hdr + "\r\nbody\r\n.\r\n")
+        eq(c.reply()[1][0][:9], want, label)
+    eq(c.cmd("NOOP")[0], 250, "in sync")
+    check(not [m for m in BE.messages() if "hdr@example.com" in m["rcpts"]], "nothing relayed")
+    P.stop(d.proc)
+
+
 def t_spool_50mb():
     sp, sport = sink()
     d = T.Daemon(P, WORK, sport, smtp_extra="max_message_size = 60M",
@@ -232,7 +249,8 @@ def t_thousand():
 
 for name, fn in [("max_sessions", t_max_sessions), ("max_sessions_per_ip", t_per_ip),
                  ("timeouts", t_timeouts), ("over-long lines", t_long_lines),
-                 ("size limit", t_size), ("50 MB spool", t_spool_50mb),
+                 ("size limit", t_size), ("header bounds", t_header_bounds),
+                 ("50 MB spool", t_spool_50mb),
                  ("1000 concurrent sessions", t_thousand)]:
     R.case(name, fn)
 P.stop_all()
