@@ -41,6 +41,8 @@ struct milter_conn {
     subm_verdict_t  refuse_v;     /* session refused at CONNECT/HELO/TLS/AUTH */
     subm_stage_t    refuse_stage; /* ... at this stage ... */
     struct reply    refuse;       /* ... with this reply, repeated at MAIL */
+    char            helo[1024];   /* s->helo, rewritten at each HELO */
+    char            author[1024]; /* s->auth_author, rewritten at each MAIL */
 };
 
 /* milter.c */

@@ -70,13 +70,19 @@ static const char *macro(SMFICTX *ctx, const char *name)
     return v != NULL && *v != '\0' ? v : NULL;
 }
 
-/* conn - this connection's data, made if the MTA skipped negotiate. */
+/*
+ * conn - this connection's data, made here if xxfi_negotiate did not run
+ * for it: an MTA that does not negotiate, or a second SMTP session on the
+ * same milter connection after SMFIC_QUIT_NC (libmilter keeps the old
+ * negotiation; our data ended at xxfi_close). Then we assume no SMFIP_*
+ * options (libmilter itself holds back any reply the MTA agreed not to
+ * get) and let libmilter refuse modifications the MTA did not allow.
+ */
 static struct milter_conn *conn(SMFICTX *ctx)
 {
     struct milter_conn *c = smfi_getpriv(ctx);
 
     if (c == NULL && (c = milter_conn_new(ctx)) != NULL) {
-        /* no negotiation: the MTA sends every step and wants every reply */
         c->actions = milter_neg_actions(~0UL);
         c->steps = 0;
     }
@@ -242,7 +248,12 @@ sfsistat milter_helo(SMFICTX *ctx, char *helo)
     proto = macro(ctx, "r");
     if (proto != NULL && strcasecmp(proto, "SMTP") == 0)
         esmtp = 0;
-    session_set_helo(s, helo ? helo : "", esmtp);
+    /* a client may send any number of HELOs (each reaches us): keep the
+     * name in our own buffer, not in the session pool, so they cost no
+     * memory (longer than any domain or address literal: cut) */
+    snprintf(c->helo, sizeof(c->helo), "%s", helo ? helo : "");
+    s->helo = c->helo;
+    s->esmtp = esmtp;
     memset(&arg, 0, sizeof(arg));
     arg.stage = SUBM_STAGE_HELO;
     arg.text = s->helo;
@@ -289,12 +300,16 @@ static subm_verdict_t run_tls_auth(SMFICTX *ctx, struct milter_conn *c,
             return v;
         }
     } else if (c->auth_done) {
-        /* {auth_author} is the MAIL AUTH= of this message */
+        /* {auth_author} is the MAIL AUTH= of this message: our buffer, so
+         * many messages in a session cost no memory */
         const char *author = macro(ctx, "{auth_author}");
 
-        if ((author == NULL) != (s->auth_author == NULL) ||
-            (author != NULL && strcmp(author, s->auth_author) != 0))
-            s->auth_author = pool_strdup(s->pool, author);
+        if (author == NULL) {
+            s->auth_author = NULL;
+        } else {
+            snprintf(c->author, sizeof(c->author), "%s", author);
+            s->auth_author = c->author;
+        }
     }
     r->code = 0;
     return SUBM_CONTINUE;
