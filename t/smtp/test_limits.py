@@ -22,6 +22,7 @@ import smtptest as T
 from smtptest import eq, check
 
 R = T.Runner("limits")
+SANITIZED = b"libasan" in subprocess.run(["ldd", T.SUBMILTER], capture_output=True).stdout
 P = T.Procs()
 WORK = tempfile.mkdtemp(prefix="smtp-limits-")
 BE = T.Backend(P, WORK)
@@ -109,7 +110,7 @@ def t_long_lines():
     eq(l[0][:9], "500 5.5.2", "a megabyte without CRLF")
     eq(c.cmd("NOOP")[0], 250, "session goes on")
     rss1 = status(d.proc.pid, "VmRSS")
-    check(rss1 - rss0 < 4096, "memory bounded (%d KiB -> %d KiB)" % (rss0, rss1))
+    check(rss1 - rss0 < (65536 if SANITIZED else 4096), "memory bounded (%d KiB -> %d KiB)" % (rss0, rss1))
     eq(c.cmd("MAIL FROM:<a@example.com>")[0], 250, "MAIL")
     eq(c.cmd("RCPT TO:<longline@example.com>")[0], 250, "RCPT")
     eq(c.cmd("DATA")[0], 354, "DATA")
@@ -198,7 +199,8 @@ def t_spool_50mb():
     check(deleted_seen, "spooled to an unlinked file in spool_dir")
     hwm = status(d.proc.pid, "VmHWM")
     print("   50 MB message: peak RSS of the daemon %d KiB" % hwm)
-    check(hwm < 30 * 1024, "peak RSS %d KiB stays far below the message size" % hwm)
+    check(hwm < (200 if SANITIZED else 30) * 1024,
+          "peak RSS %d KiB stays far below the message size" % hwm)
     c.cmd("QUIT")
     eq(os.listdir(d.spool), [], "spool folder empty")
     P.stop(d.proc)
@@ -241,7 +243,8 @@ def t_thousand():
     print("   %d concurrent sessions: %d threads, RSS %d KiB (%.1f KiB/session), %.1fs" %
           (n, threads, rss, rss / n, time.time() - t0))
     check(threads >= n, "one thread per session (%d)" % threads)
-    check(rss < 200 * 1024, "RSS bounded (%d KiB)" % rss)
+    if not SANITIZED:                           # ASan's shadow memory is not ours
+        check(rss < 200 * 1024, "RSS bounded (%d KiB)" % rss)
     eq(len(be.messages()), n, "backend received every message")
     P.stop(d.proc)
     P.stop(be.proc)
