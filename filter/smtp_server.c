@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 
 #include "config.h"
 #include "frontend.h"
@@ -407,6 +408,7 @@ static void *worker_thread(void *arg)
             break;
     }
     pthread_cond_destroy(&w.cond);
+    OPENSSL_thread_stop();              /* this thread's TLS random state */
     return NULL;
 }
 
