@@ -6,7 +6,8 @@
  * (before privileges drop), milter_frontend_run() blocks in smfi_main() and
  * then waits for live MTA connections up to the shutdown grace time,
  * milter_frontend_stop() makes smfi_main() return. Also the per-connection
- * private data (milter_conn_new/_free) and the live-connection count.
+ * private data (milter_conn_new/_free), the live-connection count and the
+ * time of the last callback (milter_live_add, milter_touch).
  *
  * Facts that shape it (MILTER-NOTES.md):
  * - One smfi_register per process: the flags name every action the chain
@@ -55,6 +56,7 @@
 #define MILTER_FD_SCAN 1024
 
 static atomic_int milter_live;          /* MTA connections open now */
+static _Atomic int64_t milter_active;   /* monotonic ms of the last callback */
 static char      *milter_spec;          /* the socket spec libmilter keeps */
 static long       milter_grace_ms;      /* drain time after smfi_main */
 static int        milter_ready;         /* init succeeded */
@@ -63,6 +65,12 @@ static int        milter_ready;         /* init succeeded */
 void milter_live_add(int delta)
 {
     atomic_fetch_add(&milter_live, delta);
+}
+
+/* milter_touch - note that a callback ran (for the drain at stop). */
+void milter_touch(void)
+{
+    atomic_store(&milter_active, monotonic_ms());
 }
 
 /* milter_conn_new - private data for a new MTA connection, with the
@@ -223,17 +231,28 @@ int milter_frontend_init(const struct config *cfg)
     return 0;
 }
 
-/* drain - wait for open MTA connections to end, up to the grace time. */
+/*
+ * drain - after smfi_main returned: let open MTA connections finish, up
+ * to the grace time, while libmilter still serves them. A libmilter built
+ * with its worker pool (Debian's) stops serving open connections at stop;
+ * their callbacks then never come, and waiting would only hold the MTA on
+ * a dead connection (exiting closes it: the MTA applies its
+ * milter_default_action at once). So stop waiting once no callback has run
+ * for DRAIN_IDLE_MS.
+ */
+#define DRAIN_IDLE_MS 2000
 static void drain(void)
 {
     int64_t end = monotonic_ms() + milter_grace_ms;
     struct timespec tick = { 0, 50 * 1000 * 1000 };
 
-    while (atomic_load(&milter_live) > 0 && monotonic_ms() < end)
+    while (atomic_load(&milter_live) > 0 && monotonic_ms() < end &&
+           monotonic_ms() - atomic_load(&milter_active) < DRAIN_IDLE_MS)
         nanosleep(&tick, NULL);
     if (atomic_load(&milter_live) > 0)
-        log_warn("milter: %d MTA connection(s) still open after %ld ms; leaving them",
-                 atomic_load(&milter_live), milter_grace_ms);
+        log_warn("milter: %d MTA connection(s) still open at stop; closing them "
+                 "(the MTA applies its milter_default_action)",
+                 atomic_load(&milter_live));
 }
 
 /* milter_frontend_run - serve until milter_frontend_stop() or a libmilter

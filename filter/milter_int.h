@@ -49,6 +49,7 @@ struct milter_conn {
 struct milter_conn *milter_conn_new(SMFICTX *ctx);
 void                milter_conn_free(SMFICTX *ctx);
 void                milter_live_add(int delta);
+void                milter_touch(void);
 
 /* milter_neg.c */
 /*

@@ -199,6 +199,7 @@ sfsistat milter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 {
     struct milter_conn *c = smfi_getpriv(ctx);
 
+    milter_touch();
     if (c == NULL && (c = milter_conn_new(ctx)) == NULL)
         return SMFIS_TEMPFAIL;
     c->actions = milter_neg_actions(f0);

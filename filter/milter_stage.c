@@ -82,6 +82,7 @@ static struct milter_conn *conn(SMFICTX *ctx)
 {
     struct milter_conn *c = smfi_getpriv(ctx);
 
+    milter_touch();
     if (c == NULL && (c = milter_conn_new(ctx)) != NULL) {
         c->actions = milter_neg_actions(~0UL);
         c->steps = 0;
@@ -618,6 +619,7 @@ sfsistat milter_abort(SMFICTX *ctx)
     struct milter_conn *c = smfi_getpriv(ctx);
     struct reply r;
 
+    milter_touch();
     if (c == NULL || c->s == NULL)
         return SMFIS_CONTINUE;
     (void)chain_run(c->s, SUBM_STAGE_RSET, NULL, &r);
@@ -633,6 +635,7 @@ sfsistat milter_close(SMFICTX *ctx)
     struct milter_conn *c = smfi_getpriv(ctx);
     struct reply r;
 
+    milter_touch();
     if (c == NULL)
         return SMFIS_CONTINUE;
     if (c->s != NULL)

@@ -3,7 +3,9 @@
 # side of the protocol, scripted in Lua): every stage reaches the chain with
 # its data (mt-stages.lua), every verdict gives the right milter answer
 # (mt-verdicts.lua), every modification is applied (mt-mods.lua), and the
-# negotiation follows the chain, also across a reload (mt-negotiate.lua).
+# negotiation follows the chain, also across a reload (mt-negotiate.lua),
+# a unix socket works the same, and SIGTERM lets a message in flight finish
+# (mt-stop.lua).
 # Ports 21010-21019.
 . "$top_srcdir/t/milter/lib.sh"
 command -v miltertest >/dev/null || { echo "miltertest not installed (apt-get install miltertest)"; echo "0 passed, 1 failed"; exit 1; }
@@ -80,5 +82,19 @@ if [ ! -e "$EXAMPLE_SO" ]; then
 elif start_submilter "$T/neg.conf" 21011; then
     run_lua mt-negotiate.lua PORT=21011 "LOG=$T/neg.log" "CONF=$T/neg.conf" \
         "CONF2=$T/neg2.conf" "PID=$SUB_PID"
+fi
+
+# a unix socket: the modifications again, then SIGTERM with a message in flight
+sed -e "s|inet:21010@127.0.0.1|unix:$T/milter.sock|" -e "s|$T/probe.log|$T/unix.log|" \
+    "$T/probe.conf" >"$T/unix.conf"
+"$SUBMILTER" -c "$T/unix.conf" -f -d >"$T/unix.conf.log" 2>&1 &
+UNIX_PID=$!
+T_PIDS="$T_PIDS $UNIX_PID"
+for _ in $(seq 100); do [ -S "$T/milter.sock" ] && break; sleep 0.1; done
+if [ -S "$T/milter.sock" ]; then
+    run_lua mt-mods.lua "SOCK=unix:$T/milter.sock" "LOG=$T/unix.log"
+    run_lua mt-stop.lua "SOCK=unix:$T/milter.sock" "LOG=$T/unix.log" "PID=$UNIX_PID"
+else
+    not_ok "submilter listens on unix:$T/milter.sock" "$(cat "$T/unix.conf.log")"
 fi
 t_done

@@ -50,11 +50,16 @@ function wait_logged(s)
     return false
 end
 
--- open() - a new connection to the daemon, negotiated with miltertest's
--- defaults (everything offered).
+-- open() - a new connection to the daemon (SOCK if given, else
+-- inet:PORT@127.0.0.1), negotiated with miltertest's defaults.
+function sockname()
+    if SOCK ~= nil then return SOCK end
+    return "inet:" .. PORT .. "@127.0.0.1"
+end
+
 function open()
-    local c = mt.connect("inet:" .. PORT .. "@127.0.0.1", 50, 0.1)
-    if c == nil then error("cannot connect to the daemon on " .. PORT) end
+    local c = mt.connect(sockname(), 50, 0.1)
+    if c == nil then error("cannot connect to the daemon on " .. sockname()) end
     return c
 end
 
