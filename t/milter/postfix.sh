@@ -208,4 +208,10 @@ if [ $SASL = yes ]; then
 else
     skip "Postfix SASL through Dovecot" "dovecot not available; mt-stages.lua covers {auth_authen}"
 fi
+
+# ---- 5. submilter down: the snippet's milter_default_action defers mail -------
+stop_pid $SUB_PID
+send --from sender@example.com --to one@example.net --header "Subject: while down" --body x
+check "submilter stopped: Postfix defers mail (milter_default_action = tempfail)" \
+    sh -c "printf '%s\n' \"\$0\" | grep -qE '^<\*\* 4[0-9][0-9] '" "$OUT"
 t_done
