@@ -331,7 +331,7 @@ void smtp_cmd_mail(struct smtp_sess *ss, char *arg)
     params_text(params, n, "AUTH", ptext, sizeof(ptext));
     relay_cmd(ss->relay, "MAIL FROM:<%s>%s", addr, ptext);
     ss->pend[ss->npend].kind = PEND_MAIL;
-    ss->pend[ss->npend++].addr = NULL;
+    ss->pend[ss->npend++].index = 0;
     if (!(ss->relay->caps.flags & RELAY_PIPELINING))
         smtp_resolve(ss);
 }
@@ -385,7 +385,7 @@ void smtp_cmd_rcpt(struct smtp_sess *ss, char *arg)
     subm_param_t params[SMTP_MAX_PARAMS];
     char ptext[SMTP_CMD_MAX_ARGS], *addr, *ptr;
     struct smtp_pend *pe;
-    size_t n = 0, i, pending = 0;
+    size_t n = 0;
     subm_arg_t a;
     struct reply r;
     subm_verdict_t v;
@@ -414,9 +414,7 @@ void smtp_cmd_rcpt(struct smtp_sess *ss, char *arg)
     }
     if (rcpt_params(ss, params, n) < 0)
         return;
-    for (i = 0; i < ss->npend; i++)
-        pending += ss->pend[i].kind == PEND_RCPT;
-    if (ss->s->txn->nrcpts + pending >= (size_t)ss->conf->max_recipients) {
+    if (ss->s->txn->nrcpts >= (size_t)ss->conf->max_recipients) {
         smtp_reply(ss, 452, "4.5.3", "Error: too many recipients");
         return;
     }
@@ -424,7 +422,7 @@ void smtp_cmd_rcpt(struct smtp_sess *ss, char *arg)
     a.text = addr;
     a.params = params;
     a.nparams = n;
-    a.index = ss->s->txn->nrcpts + pending;
+    a.index = ss->s->txn->nrcpts;
     v = smtp_stage(ss, SUBM_STAGE_RCPT, &a, &r);
     if (v == SUBM_REJECT || v == SUBM_TEMPFAIL) {
         smtp_reply_chain(ss, &r);
@@ -444,13 +442,7 @@ void smtp_cmd_rcpt(struct smtp_sess *ss, char *arg)
     }
     pe = &ss->pend[ss->npend++];
     pe->kind = PEND_RCPT;
-    pe->addr = pool_strdup(ss->s->txn->pool, addr);
-    pe->nparams = n;
-    pe->params = n ? pool_alloc(ss->s->txn->pool, n * sizeof(*pe->params)) : NULL;
-    for (i = 0; i < n; i++) {
-        pe->params[i].name = pool_strdup(ss->s->txn->pool, params[i].name);
-        pe->params[i].value = pool_strdup(ss->s->txn->pool, params[i].value);
-    }
+    pe->index = txn_add_rcpt(ss->s, addr, params, n);
     params_text(params, n, NULL, ptext, sizeof(ptext));
     relay_cmd(ss->relay, "RCPT TO:<%s>%s", addr, ptext);
     if (!(ss->relay->caps.flags & RELAY_PIPELINING))

@@ -123,13 +123,24 @@ int smtp_backend(struct smtp_sess *ss)
     return 0;
 }
 
+/* rcpt_drop - take recipient i off the transaction: the backend refused
+ * it after the chain accepted it. (session.h has no call for this; the
+ * array is the transaction's, entries are moved, nothing is freed.) */
+static void rcpt_drop(struct txn *t, size_t i)
+{
+    if (i >= t->nrcpts)
+        return;
+    memmove(&t->rcpts[i], &t->rcpts[i + 1], (t->nrcpts - i - 1) * sizeof(*t->rcpts));
+    t->nrcpts--;
+}
+
 /* smtp_resolve - read the replies of queued backend commands, in order. */
 void smtp_resolve(struct smtp_sess *ss)
 {
     struct relay *r = ss->relay;
     struct breply rep;
     int failed, txn_gone = 0;
-    size_t i;
+    size_t i, dropped = 0;
 
     if (ss->npend == 0)
         return;
@@ -156,8 +167,8 @@ void smtp_resolve(struct smtp_sess *ss)
             smtp_reply_backend(ss, &rep);
             break;
         case PEND_RCPT:
-            if (!failed && !txn_gone && rep.code / 100 == 2 && ss->s->txn != NULL)
-                (void)txn_add_rcpt(ss->s, p->addr, p->params, p->nparams);
+            if ((failed || rep.code / 100 != 2) && !txn_gone && ss->s->txn != NULL)
+                rcpt_drop(ss->s->txn, p->index - dropped++);
             smtp_reply_backend(ss, &rep);
             break;
         case PEND_CMD:

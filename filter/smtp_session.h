@@ -9,7 +9,9 @@
  * one segment). Commands relayed to the backend are queued the same way;
  * their replies are "pending" (ss->pend, in order) until the session
  * resolves them (smtp_resolve): before any reply of its own, before
- * waiting for the client, and at DATA/BDAT/RSET/QUIT.
+ * waiting for the client, and at DATA/BDAT/RSET/QUIT. A recipient the chain
+ * accepted is recorded on the transaction at once (so the next RCPT's
+ * plugins count it) and taken off again if the backend refuses it.
  */
 #ifndef SUBM_SMTP_SESSION_H
 #define SUBM_SMTP_SESSION_H
@@ -36,9 +38,7 @@ enum pend_kind { PEND_MAIL, PEND_RCPT, PEND_RSET, PEND_CMD };
 
 struct smtp_pend {
     enum pend_kind kind;
-    char          *addr;          /* RCPT: the address (txn pool) */
-    subm_param_t  *params;
-    size_t         nparams;
+    size_t         index;         /* RCPT: its place in txn->rcpts */
 };
 
 struct smtp_sess {

@@ -436,6 +436,10 @@ def t_pipelining():
     eq(c.reply()[0], 221, "QUIT")
     eq(len(BE.messages()), n0 + 2, "two messages")
     eq(msgs_to("p1@example.com")[-1]["rcpts"], ["p1@example.com", "p2@example.com"], "recipients")
+    line = T.wait_for(lambda: [l for l in D.log().splitlines() if "to=<p1@example.com>" in l],
+                      what="summary")[0]
+    check("to=<p1@example.com>,<p2@example.com> nrcpt=2" in line,
+          "refused recipients are off the transaction: %s" % line)
 
 
 def t_pipelining_one_write():
