@@ -442,6 +442,25 @@ def t_pipelining():
           "refused recipients are off the transaction: %s" % line)
 
 
+def t_pipelined_rcpt_count():
+    """Each RCPT's plugins count the recipients accepted before it, pipelined
+    or not (the core's probe plugin logs index and count)."""
+    probe = os.path.join(os.environ.get("top_builddir", ""), "t/milter/.libs/probe.so")
+    check(os.path.exists(probe), "probe plugin built: " + probe)
+    plog = os.path.join(WORK, "probe.log")
+    d = T.Daemon(P, WORK, BE.port, plugins='plugin probe { path = "%s" log = "%s" }' % (probe, plog))
+    c, _ = T.greet(d.port)
+    c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<c1@example.com>\r\nRCPT TO:<c2@example.com>\r\n"
+           "RCPT TO:<c3@example.com>\r\n")
+    eq([c.reply()[0] for _ in range(4)], [250] * 4, "pipelined envelope")
+    c.close()
+    P.stop(d.proc)
+    lines = [l for l in open(plog) if "c1@" in l or "c2@" in l or "c3@" in l]
+    eq(len(lines), 3, "three RCPT stages: %r" % lines)
+    for i, l in enumerate(lines):
+        check("index=%d" % i in l and "count=%d" % i in l, "RCPT %d sees %d before it: %s" % (i, i, l))
+
+
 def t_pipelining_one_write():
     """A pipelined group's replies leave in one segment."""
     c, _ = T.greet(D.port)
@@ -645,6 +664,7 @@ for name, fn in [("ehlo", t_ehlo), ("helo", t_helo), ("sequence", t_sequence), (
                  ("backend replies verbatim", t_backend_verbatim),
                  ("backend faults", t_backend_faults), ("pipelining", t_pipelining),
                  ("pipelining one write", t_pipelining_one_write),
+                 ("pipelined RCPT count", t_pipelined_rcpt_count),
                  ("pipelining before ehlo", t_pipelining_before_ehlo),
                  ("modifications", t_mods), ("recipient limit", t_rcpt_limit),
                  ("summary log", t_summary_log), ("xclient + proxy v1/v2", t_xclient_proxy),
