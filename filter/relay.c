@@ -660,45 +660,43 @@ void relay_data_start(struct relay *r)
     r->cr = 0;
 }
 
-/* relay_data_put - CRLF-normalise and dot-stuff data into the output. */
+/* relay_data_put - CRLF-normalise and dot-stuff data into the output.
+ * Runs without CR or LF are copied whole (found with memchr); only line
+ * ends and line starts are looked at one by one. */
 void relay_data_put(struct relay *r, const void *data, size_t len)
 {
-    const unsigned char *p = data, *end = p + len;
-    char buf[8192];
-    size_t n = 0;
+    const char *p = data, *end = p + len, *cr, *lf, *q;
 
     while (p < end) {
-        unsigned char c = *p++;
-
-        if (n + 4 > sizeof(buf)) {
-            sio_put(&r->io, buf, n);
-            n = 0;
-        }
-        if (r->cr) {
+        if (r->cr) {                    /* a CR ended the last piece */
             r->cr = 0;
-            buf[n++] = '\r';
-            buf[n++] = '\n';
+            sio_put(&r->io, "\r\n", 2);
             r->bol = 1;
-            if (c == '\n')
-                continue;           /* that was CRLF */
+            if (*p == '\n') {           /* that was CRLF */
+                p++;
+                continue;
+            }
         }
-        if (c == '\r') {
+        if (*p == '\r') {
             r->cr = 1;
+            p++;
             continue;
         }
-        if (c == '\n') {            /* bare LF */
-            buf[n++] = '\r';
-            buf[n++] = '\n';
+        if (*p == '\n') {               /* bare LF */
+            sio_put(&r->io, "\r\n", 2);
             r->bol = 1;
+            p++;
             continue;
         }
-        if (r->bol && c == '.')
-            buf[n++] = '.';
+        if (r->bol && *p == '.')
+            sio_put(&r->io, ".", 1);
         r->bol = 0;
-        buf[n++] = (char)c;
+        cr = memchr(p, '\r', (size_t)(end - p));
+        lf = memchr(p, '\n', (size_t)((cr ? cr : end) - p));
+        q = lf ? lf : cr ? cr : end;
+        sio_put(&r->io, p, (size_t)(q - p));
+        p = q;
     }
-    if (n)
-        sio_put(&r->io, buf, n);
 }
 
 /* relay_data_end - final CRLF if needed, the terminator, flush. */
