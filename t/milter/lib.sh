@@ -170,10 +170,10 @@ start_sink() {
     wait_port "$1" || { not_ok "smtp-sink listens on $1" "$(cat "$T/sink.log")"; return 1; }
 }
 
-# sunk PATTERN - wait (10 s) for a dumped message holding PATTERN; its
-# file in $DUMP.
+# sunk PATTERN - wait (30 s: test machines get busy) for a dumped message
+# holding PATTERN; its file in $DUMP.
 sunk() {
-    for _ in $(seq 100); do
+    for _ in $(seq 300); do
         DUMP=$(grep -lF -- "$1" "$T/sink"/* 2>/dev/null | head -1)
         [ -n "$DUMP" ] && return 0
         sleep 0.1

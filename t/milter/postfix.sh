@@ -209,6 +209,9 @@ else
     skip "Postfix SASL through Dovecot" "dovecot not available; mt-stages.lua covers {auth_authen}"
 fi
 
+check "discard: still nothing at the capture server after the later messages" \
+    sh -c "! grep -lqF 'discard me' '$T/sink'/* 2>/dev/null"
+
 # ---- 5. submilter down: the snippet's milter_default_action defers mail -------
 stop_pid $SUB_PID
 send --from sender@example.com --to one@example.net --header "Subject: while down" --body x

@@ -196,4 +196,6 @@ if [ $SASL = yes ]; then
 else
     skip "Sendmail AUTH through sasldb" "saslpasswd2 (sasl2-bin) not installed; mt-stages.lua covers {auth_authen}"
 fi
+check "discard: still nothing at the capture server after the later messages" \
+    sh -c "! grep -lqF 'discard me' '$T/sink'/* 2>/dev/null"
 t_done
