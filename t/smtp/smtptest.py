@@ -130,10 +130,13 @@ class Daemon:
         self.logf = open(self.logpath, "w")
         self.proc = procs.start([SUBMILTER, "-f", "-c", self.conf], stdout=self.logf,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            wait_port(self.port, self.proc)
-        except RuntimeError as e:
-            raise RuntimeError("%s; daemon log:\n%s" % (e, self.log()))
+        # ready when it says so: a probe connection would be a session of its
+        # own and count against max_sessions for a moment
+        t0 = time.time()
+        while "started:" not in self.log():
+            if self.proc.poll() is not None or time.time() - t0 > 10:
+                raise RuntimeError("daemon not started; log:\n%s" % self.log())
+            time.sleep(0.02)
 
     def log(self):
         with open(self.logpath, errors="replace") as f:

@@ -145,12 +145,12 @@ def t_timing():
         eq(c.cmd("AUTH PLAIN " + b64("\0%s\0wrong" % user))[0], 535, user)
         return time.perf_counter() - t0
     known, unknown = [], []
-    for i in range(7):                          # interleaved: same conditions for both
+    for i in range(9):                          # interleaved: same conditions for both
         known.append(attempt("alice"))
         unknown.append(attempt("nobody%d" % i))
-    known = sorted(known)[3]
-    unknown = sorted(unknown)[3]
-    print("   median: wrong password %.2f ms, unknown user %.2f ms" % (known * 1e3, unknown * 1e3))
+    # the fastest of each is the work itself, without a busy machine's noise
+    known, unknown = min(known), min(unknown)
+    print("   fastest: wrong password %.2f ms, unknown user %.2f ms" % (known * 1e3, unknown * 1e3))
     check(unknown > known * 0.5, "an unknown user is not answered faster")
     c.close()
 
