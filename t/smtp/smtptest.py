@@ -133,7 +133,8 @@ class Daemon:
         # ready when it says so: a probe connection would be a session of its
         # own and count against max_sessions for a moment
         t0 = time.time()
-        while "started:" not in self.log():
+        ready = "listening on 127.0.0.1:%d" % self.port      # smtp_server.c's line
+        while ready not in self.log():
             if self.proc.poll() is not None or time.time() - t0 > 10:
                 raise RuntimeError("daemon not started; log:\n%s" % self.log())
             time.sleep(0.02)
