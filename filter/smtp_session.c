@@ -357,6 +357,7 @@ static void smtp_loop(struct smtp_sess *ss)
     const char *line;
     size_t len;
     int rc, toolong;
+    int64_t deadline = 0;
 
     while (!ss->quit) {
         rc = sio_getline(&ss->io, SMTP_CMD_MAX_ARGS, &line, &len, &toolong);
@@ -364,7 +365,12 @@ static void smtp_loop(struct smtp_sess *ss)
             smtp_resolve(ss);
             if (sio_flush(&ss->io, ss->conf->timeout) < 0)
                 return;
-            rc = sio_fill(&ss->io, ss->conf->timeout, 1);
+            /* the timeout bounds a whole command line, so a client that
+             * trickles one octet at a time is dropped all the same */
+            if (deadline == 0)
+                deadline = monotonic_ms() + ss->conf->timeout;
+            rc = deadline > monotonic_ms() ?
+                 sio_fill(&ss->io, (long)(deadline - monotonic_ms()), 1) : SIO_TIMEOUT;
             if (rc > 0)
                 continue;
             if (rc == SIO_TIMEOUT) {
@@ -380,6 +386,7 @@ static void smtp_loop(struct smtp_sess *ss)
             }
             return;
         }
+        deadline = 0;
         if (toolong) {
             smtp_resolve(ss);
             smtp_reply(ss, 500, "5.5.2", "Line too long");

@@ -83,6 +83,17 @@ def t_timeouts():
     eq(l[0][:9], "421 4.4.2", "idle client")
     check(0.8 < time.time() - t0 < 3, "after about 1s")
     check(c.closed(), "closed")
+    c, _ = T.greet(d.port)                     # one octet every 0.3 s: no way round
+    t0 = time.time()
+    try:
+        for ch in "NOOP and more and more\r\n":
+            c.send(ch)
+            time.sleep(0.3)
+    except OSError:
+        pass
+    code, l = c.reply()
+    eq(l[0][:9], "421 4.4.2", "trickling client")
+    check(time.time() - t0 < 3, "dropped at the command timeout")
     c, _ = T.greet(d.port)
     c.cmd("MAIL FROM:<a@example.com>")
     c.cmd("RCPT TO:<slowdata@example.com>")
