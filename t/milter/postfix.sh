@@ -209,6 +209,18 @@ else
     skip "Postfix SASL through Dovecot" "dovecot not available; mt-stages.lua covers {auth_authen}"
 fi
 
+# ---- 4b. local submission: sendmail(1) -> pickup -> cleanup (non_smtpd_milters)
+printf 'Subject: submitted locally\n\nlocal body\n' |
+    /usr/sbin/sendmail -C "$PF" -f local@example.com local-rcpt@example.net >"$T/local.out" 2>&1
+check "local submission accepted by Postfix's sendmail(1)" test $? -eq 0
+if sunk "Subject: submitted locally"; then
+    check "local submission: the chain ran (example header added)" in_dump "X-Submilter-Example: yes"
+    check "local submission: mail and rcpt reached the chain" \
+        grep -qE "^rcpt	to=local-rcpt@example.net	" "$T/probe.log"
+else
+    not_ok "local submission reached the capture server" "$(cat "$T/local.out"; tail -3 "$PF/maillog")"
+fi
+
 check "discard: still nothing at the capture server after the later messages" \
     sh -c "! grep -lqF 'discard me' '$T/sink'/* 2>/dev/null"
 
