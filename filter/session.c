@@ -337,7 +337,9 @@ int txn_add_header(struct session *s, const char *raw, size_t len,
     }
     h = &t->headers[t->nheaders++];
     h->name = pool_strndup(t->pool, raw, nlen);
-    h->raw = pool_strndup(t->pool, raw, len);
+    /* by length: raw comes from the wire and may hold a NUL */
+    h->raw = pool_alloc(t->pool, len + 1);
+    memcpy(h->raw, raw, len);
     h->raw_len = len;
     h->value = unfold(t->pool, colon + 1, len - (size_t)(colon + 1 - raw));
     if (h_r != NULL)

@@ -258,6 +258,23 @@ START_TEST(test_stages_mask)
 }
 END_TEST
 
+START_TEST(test_header_with_nul_kept_by_length)
+{
+    static const char raw[] = "X-A: a\0bc\r\n\tfolded";
+    struct st_host *h = two("", "");
+    const struct header *hd;
+
+    st_mail(h, "s@example.com", NULL);
+    ck_assert_int_eq(txn_add_header(st_session(h), raw, sizeof(raw) - 1, &hd), 0);
+    ck_assert_uint_eq(hd->raw_len, sizeof(raw) - 1);
+    ck_assert_int_eq(memcmp(hd->raw, raw, sizeof(raw) - 1), 0);
+    ck_assert_str_eq(hd->name, "X-A");
+    ck_assert_int_eq(txn_add_header(st_session(h), "no colon", 8, &hd), -1);
+    ck_assert_int_eq(txn_add_header(st_session(h), ": empty name", 12, &hd), -1);
+    st_host_free(&h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("chain");
@@ -274,6 +291,7 @@ int main(void)
     tcase_add_test(tc, test_mods_recorded_and_applied);
     tcase_add_test(tc, test_rset_ends_transaction);
     tcase_add_test(tc, test_stages_mask);
+    tcase_add_test(tc, test_header_with_nul_kept_by_length);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
