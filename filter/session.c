@@ -278,6 +278,17 @@ size_t txn_add_rcpt(struct session *s, const char *addr,
     return t->nrcpts++;
 }
 
+/* txn_drop_rcpt - forget recipient i. */
+void txn_drop_rcpt(struct session *s, size_t i)
+{
+    struct txn *t = s->txn;
+
+    if (t == NULL || i >= t->nrcpts)
+        return;
+    memmove(&t->rcpts[i], &t->rcpts[i + 1], (t->nrcpts - i - 1) * sizeof(*t->rcpts));
+    t->nrcpts--;
+}
+
 /* header_name_ok - RFC 5322 field name: printable US-ASCII but ':'. */
 static int header_name_ok(const char *p, size_t len)
 {

@@ -138,6 +138,9 @@ void        txn_set_queue_id(struct session *s, const char *id);
 /* txn_add_rcpt - record an accepted recipient; returns its index. */
 size_t      txn_add_rcpt(struct session *s, const char *addr,
                          const subm_param_t *params, size_t nparams);
+/* txn_drop_rcpt - forget recipient i (the backend refused it after the chain
+ * accepted it); later indexes move down by one. */
+void        txn_drop_rcpt(struct session *s, size_t i);
 /* txn_add_header - record a received field from its raw text ("Name:value",
  * folding kept, no final CRLF); fills *h_r for the HEADER stage's argument.
  * Returns -1 if raw is not a header field (no colon, bad name). */

@@ -153,6 +153,11 @@ START_TEST(test_rcpt_scoped)
     ck_assert_uint_eq(st_session(h)->txn->nrcpts, 2);
     ck_assert_str_eq(st_session(h)->txn->rcpts[1].addr, "other@example.com");
     ck_assert_str_eq(st_session(h)->txn->rcpts[0].params[0].value, "NEVER");
+    txn_drop_rcpt(st_session(h), 0);
+    ck_assert_uint_eq(st_session(h)->txn->nrcpts, 1);
+    ck_assert_str_eq(st_session(h)->txn->rcpts[0].addr, "other@example.com");
+    txn_drop_rcpt(st_session(h), 5);          /* out of range: nothing */
+    ck_assert_uint_eq(st_session(h)->txn->nrcpts, 1);
     st_host_free(&h);
 }
 END_TEST
