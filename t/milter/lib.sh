@@ -144,6 +144,7 @@ plugin probe {
     log = "$T/probe.log"
     macros = { "j", "{daemon_name}", "i" }
     rules = {
+        "helo:rude.client reject 550 5.7.1 Rude HELO name",
         "mail:temp-sender@ tempfail 451 4.7.1 Try later, sender",
         "eom:multi@ reject 550 5.7.1 first line of the refusal\\\\nsecond line",
         "eom:discard@ discard",

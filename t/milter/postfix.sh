@@ -120,6 +120,12 @@ check "rejecting plugin: Postfix refuses RCPT with the plugin's reply" \
 send --from temp-sender@example.com --to one@example.net
 check "tempfail at MAIL: Postfix answers 451 4.7.1 with the text" \
     has "<** 451 4.7.1 Try later, sender"
+# a HELO refusal holds for the session: MAIL gets it too
+OUT=$(printf 'EHLO rude.client.example\nMAIL FROM:<s@example.com>\nQUIT\n' |
+    $PY "$MDIR/smtp-dialogue.py" --connect 127.0.0.1:$P_SMTPD 2>&1)
+check "HELO refusal: Postfix answers EHLO with the plugin's reply" has "<- 550 5.7.1 Rude HELO name"
+check "HELO refusal: MAIL refused with it too" \
+    sh -c "printf '%s\n' \"\$0\" | grep -A1 '^-> MAIL' | grep -q '550 5.7.1 Rude HELO name'" "$OUT"
 send --from multi@example.com --to one@example.net --body "x"
 check "multi-line reject at end of message: first line" has "<** 550-5.7.1 first line of the refusal"
 check "multi-line reject at end of message: second line" has "<** 550 5.7.1 second line"

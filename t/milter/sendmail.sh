@@ -144,6 +144,10 @@ check "rejecting plugin: Sendmail refuses RCPT with the plugin's reply" \
     has "550 5.7.1 <blocked@example.net>... Recipient <blocked@example.net> is not accepted here"
 msg temp-sender@example.com one@example.net >"$T/in"; session
 check "tempfail at MAIL: 451 4.7.1 with the text" has "451 4.7.1 Try later, sender"
+printf 'EHLO rude.client.example\nMAIL FROM:<s@example.com>\nQUIT\n' >"$T/in"; session
+check "HELO refusal: Sendmail answers EHLO with the plugin's reply" has "550 5.7.1 Rude HELO name"
+check "HELO refusal: MAIL refused with it too" \
+    sh -c "printf '%s\n' \"\$0\" | grep -A1 '^-> MAIL' | grep -q '550 5.7.1 Rude HELO name'" "$OUT"
 msg multi@example.com one@example.net >"$T/in"; session
 check "multi-line reject at end of message: first line" has "550-5.7.1 first line of the refusal"
 check "multi-line reject at end of message: second line" has "550 5.7.1 second line"
