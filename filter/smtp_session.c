@@ -123,17 +123,6 @@ int smtp_backend(struct smtp_sess *ss)
     return 0;
 }
 
-/* rcpt_drop - take recipient i off the transaction: the backend refused
- * it after the chain accepted it. (session.h has no call for this; the
- * array is the transaction's, entries are moved, nothing is freed.) */
-static void rcpt_drop(struct txn *t, size_t i)
-{
-    if (i >= t->nrcpts)
-        return;
-    memmove(&t->rcpts[i], &t->rcpts[i + 1], (t->nrcpts - i - 1) * sizeof(*t->rcpts));
-    t->nrcpts--;
-}
-
 /* smtp_resolve - read the replies of queued backend commands, in order. */
 void smtp_resolve(struct smtp_sess *ss)
 {
@@ -168,7 +157,7 @@ void smtp_resolve(struct smtp_sess *ss)
             break;
         case PEND_RCPT:
             if ((failed || rep.code / 100 != 2) && !txn_gone && ss->s->txn != NULL)
-                rcpt_drop(ss->s->txn, p->index - dropped++);
+                txn_drop_rcpt(ss->s, p->index - dropped++);
             smtp_reply_backend(ss, &rep);
             break;
         case PEND_CMD:

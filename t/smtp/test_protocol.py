@@ -198,6 +198,18 @@ def t_data_dots():
     c.close()
 
 
+def t_nul_octets():
+    """NUL in a header field and in the body: data, relayed intact."""
+    c, _ = T.greet(D.port)
+    body = "Subject: nul\r\nX-Nul: a\x00b\r\n\tfolded\x00\r\n\r\nbody\x00line\r\n"
+    code, l = send_msg(c, "a@example.com", ["nul@example.com"], body + ".\r\n")
+    eq(code, 250, "accepted")
+    m = msgs_to("nul@example.com")[-1]
+    check("X-Nul: a\x00b\r\n\tfolded\x00\r\n" in m["data"] and "body\x00line" in m["data"],
+          "NULs kept: %r" % m["data"])
+    c.close()
+
+
 def t_bdat():
     c, _ = T.greet(D.port)
     c.send("BDAT 5\r\nHELLO")
@@ -658,6 +670,7 @@ def t_too_many_errors():
 
 for name, fn in [("ehlo", t_ehlo), ("helo", t_helo), ("sequence", t_sequence), ("paths", t_paths),
                  ("params/dsn/smtputf8/8bitmime", t_params), ("data dots", t_data_dots),
+                 ("NUL octets", t_nul_octets),
                  ("bdat", t_bdat), ("bdat empty last", t_bdat_smtplib), ("smtplib", t_smtplib),
                  ("vrfy/expn/help/noop/unknown", t_verbs), ("pop3/http words", t_foreign),
                  ("plugin verdicts", t_plugin_verdicts), ("stage verdicts", t_stage_rejects),
