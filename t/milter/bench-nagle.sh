@@ -25,7 +25,7 @@ plugin example { path = "$EXAMPLE_SO" }
 CONF
     "$SUBMILTER" -c "$T/sub.conf" -f >"$T/sub.log" 2>&1 &
     pid=$!
-    for _ in $(seq 50); do grep -q "listening on" "$T/sub.log" && break; sleep 0.1; done
+    for _ in $(seq 50); do grep -q "listening on" "$T/sub.log" 2>/dev/null && break; sleep 0.1; done
     # smtpd runs as postfix: let it connect to a unix socket made by root
     [ -S "$T/milter.sock" ] && chmod 666 "$T/milter.sock"
     rm -rf "$T/pf"; mkdir -p "$T/pf"
