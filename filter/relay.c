@@ -406,7 +406,7 @@ static void relay_free(struct relay *r)
 }
 
 /* relay_alive - nothing to read on an idle connection (no 421, no EOF). */
-static int relay_alive(struct relay *r)
+int relay_alive(struct relay *r)
 {
     struct pollfd pf;
 

@@ -71,6 +71,9 @@ struct relay *relay_open(const struct smtp_conf *conf, const char *helo_name,
 /* relay_close - to the pool if reuse and healthy (RSET first if a
  * transaction is open), else QUIT/close. *rp becomes NULL. */
 void relay_close(struct relay **rp, int reuse);
+/* relay_alive - 1 if an idle connection has nothing to say (no 421 after
+ * its timeout, no EOF): it can take the next command. */
+int  relay_alive(struct relay *r);
 /* relay_pool_drain - close every idle pooled connection (shutdown). */
 void relay_pool_drain(void);
 

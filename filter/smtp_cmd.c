@@ -538,7 +538,8 @@ void smtp_cmd_data(struct smtp_sess *ss, const char *arg)
     smtp_deliver(ss);
 }
 
-/* bdat_skip - read and drop n octets; 0, or -1 (client gone). */
+/* bdat_take - read n octets of a chunk, into the message if keep; 0, or
+ * -1 (client gone or too slow). */
 static int bdat_take(struct smtp_sess *ss, unsigned long long n, int keep)
 {
     size_t k, used;

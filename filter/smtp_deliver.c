@@ -5,7 +5,9 @@
  * the backend, its reply to the client, and the per-message summary line.
  *
  * The client gets the backend's reply to the final dot, verbatim; if the
- * backend fails in any way the client gets a 4xx, never a 250. Nothing is
+ * backend fails in any way the client gets a 4xx, never a 250. A backend
+ * connection that died while the message came in (a slow client outlasting
+ * the backend's timeout) is replaced and given the envelope again. Nothing is
  * written to the backend before the whole message has been received, so a
  * client that vanishes mid-message never produces a terminating dot.
  */
@@ -110,10 +112,11 @@ static int env_changed(const struct txn *t)
     return 0;
 }
 
-/* env_replay - RSET the backend and give it the modified envelope. 1 if
- * the backend accepted a sender and at least one recipient, 0 if no
- * recipient is left (nothing to send), -1 with the final reply in rep. */
-static int env_replay(struct smtp_sess *ss, struct breply *rep)
+/* env_replay - RSET the backend and give it the (modified) envelope. 1 if
+ * the backend accepted the sender and at least one recipient (every one if
+ * strict: after a reconnect the client has been told each was accepted), 0
+ * if no recipient is left (nothing to send), -1 with the final reply. */
+static int env_replay(struct smtp_sess *ss, struct breply *rep, int strict)
 {
     struct txn *t = ss->s->txn;
     struct relay *r = ss->relay;
@@ -162,6 +165,10 @@ static int env_replay(struct smtp_sess *ss, struct breply *rep)
             *rep = rr;
         }
     }
+    if (strict && ok < n) {
+        breply_set(rep, 451, "4.3.0", "Backend changed its mind, try again later");
+        return -1;
+    }
     return ok > 0 ? 1 : -1;
 }
 
@@ -208,13 +215,13 @@ static void send_message(struct smtp_sess *ss)
 
 /* relay_message - DATA, the message, the final reply into rep. 0 when the
  * backend answered the final dot (whatever it said), -1 otherwise. */
-static int relay_message(struct smtp_sess *ss, struct breply *rep)
+static int relay_message(struct smtp_sess *ss, struct breply *rep, int reconnected)
 {
     struct relay *r = ss->relay;
     int rc;
 
-    if (env_changed(ss->s->txn)) {
-        rc = env_replay(ss, rep);
+    if (reconnected || env_changed(ss->s->txn)) {
+        rc = env_replay(ss, rep, reconnected);
         if (rc <= 0)
             return rc == 0 ? 1 : -1;
     }
@@ -242,6 +249,21 @@ static int relay_message(struct smtp_sess *ss, struct breply *rep)
         return -1;
     r->in_txn = 0;
     return 0;
+}
+
+/* backend_again - the connection that took MAIL and RCPT is gone (the
+ * backend timed out while a slow client sent its message, or restarted):
+ * open another one; the envelope is given again. 0, or -1 with rep. */
+static int backend_again(struct smtp_sess *ss, struct breply *rep)
+{
+    if (ss->relay != NULL) {
+        log_info("%s: backend connection lost during the message; reconnecting", ss->s->id);
+        relay_close(&ss->relay, 0);
+    }
+    ss->relay = relay_open(ss->conf, ss->hostname, ss->s->id, rep);
+    if (ss->relay != NULL && relay_xclient(ss->relay, ss->s, ss->hostname, rep) < 0)
+        relay_close(&ss->relay, 0);
+    return ss->relay != NULL ? 0 : -1;
 }
 
 /* smtp_deliver - see smtp_session.h. */
@@ -274,11 +296,10 @@ void smtp_deliver(struct smtp_sess *ss)
         txn_done(ss);
         return;
     }
-    if (ss->relay == NULL || ss->relay->broken) {
-        breply_set(&rep, 451, "4.4.2", "Backend connection lost, try again later");
-        rc = -1;
-    } else
-        rc = relay_message(ss, &rep);
+    if (ss->relay == NULL || ss->relay->broken || !relay_alive(ss->relay))
+        rc = backend_again(ss, &rep) < 0 ? -1 : relay_message(ss, &rep, 1);
+    else
+        rc = relay_message(ss, &rep, 0);
     if (rc == 1) {
         smtp_reply(ss, 250, "2.0.0", "Ok: no recipients left, discarded");
         smtp_log_summary(ss, "discard", 0, "every recipient removed by policy");

@@ -17,6 +17,7 @@ Faults are chosen by the envelope (so one server serves every test case):
   RCPT TO:<fault-dot-drop@x>       close after the dot, no reply (nothing kept)
   RCPT TO:<fault-dot-slow@x>       sleep --slow seconds after the dot, then close
   RCPT TO:<fault-dot-bad@x>        a malformed reply to the dot (nothing kept)
+  RCPT TO:<fault-once-drop-after-rcpt@x>  accept it, then close (the first time only)
   VRFY fault-vrfy-CODE             reply CODE to VRFY
 or at random with --random RATE (--seed S): any command may get 421+close,
 451, 550, a drop or a stall, and the final dot any of those too.
@@ -48,6 +49,7 @@ class State:
         self.conn_no = 0
         self.msg_no = 0
         self.rng = random.Random(args.seed)
+        self.dropped = set()
         self.cmdlog = open(os.path.join(args.dir, "commands.jsonl"), "a")
         self.msglog = open(os.path.join(args.dir, "messages.jsonl"), "a")
 
@@ -245,6 +247,13 @@ class Handler(socketserver.BaseRequestHandler):
             self.faults.add(lp[6:])
         self.rcpts.append((addr, params))
         self.send(b"250 2.1.5 Ok\r\n")
+        if lp == "fault-once-drop-after-rcpt":
+            st = self.server.state
+            with st.lock:
+                first = addr not in st.dropped
+                st.dropped.add(addr)
+            if first:
+                raise Drop()
 
     def cmd_data(self):
         if not self.rcpts:

@@ -431,6 +431,25 @@ def t_backend_faults():
     P.stop(slow.proc)
 
 
+def t_backend_gone_during_data():
+    """The backend connection dies while the client sends its message: a new
+    one gets the envelope again and the message; the client sees 250 once."""
+    c, _ = T.greet(D.port)
+    eq(c.cmd("MAIL FROM:<a@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<again@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("RCPT TO:<fault-once-drop-after-rcpt@example.com>")[0], 250, "RCPT, then the drop")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    c.send("Subject: again\r\n\r\nfirst half\r\n")
+    time.sleep(0.3)
+    c.send("second half\r\n.\r\n")
+    eq(c.reply()[0], 250, "delivered over a new connection")
+    got = msgs_to("again@example.com")
+    eq(len(got), 1, "once")
+    eq(got[0]["rcpts"], ["again@example.com", "fault-once-drop-after-rcpt@example.com"], "envelope")
+    check(got[0]["data"].endswith("first half\r\nsecond half\r\n"), "whole message")
+    c.close()
+
+
 def t_pipelining():
     c, _ = T.greet(D.port)
     n0 = len(BE.messages())
@@ -675,7 +694,9 @@ for name, fn in [("ehlo", t_ehlo), ("helo", t_helo), ("sequence", t_sequence), (
                  ("vrfy/expn/help/noop/unknown", t_verbs), ("pop3/http words", t_foreign),
                  ("plugin verdicts", t_plugin_verdicts), ("stage verdicts", t_stage_rejects),
                  ("backend replies verbatim", t_backend_verbatim),
-                 ("backend faults", t_backend_faults), ("pipelining", t_pipelining),
+                 ("backend faults", t_backend_faults),
+                 ("backend gone during DATA", t_backend_gone_during_data),
+                 ("pipelining", t_pipelining),
                  ("pipelining one write", t_pipelining_one_write),
                  ("pipelined RCPT count", t_pipelined_rcpt_count),
                  ("pipelining before ehlo", t_pipelining_before_ehlo),
