@@ -232,6 +232,11 @@ int relay_reply(struct relay *r, long timeout_ms, struct breply *rep,
             break;
     }
     rep->code = code;
+    if (log_debug_enabled()) {
+        char l[256];
+        log_debug("%s: backend > %s%s", sid, breply_line(rep, l, sizeof(l)),
+                  rep->len > strlen(l) + 2 ? " ..." : "");
+    }
     if (code == 421) {
         char l[256];
         log_info("%s: backend %s closing: %s", sid, r->backend,
@@ -255,11 +260,20 @@ fail:
 /* relay_cmd - queue a command line. */
 void relay_cmd(struct relay *r, const char *fmt, ...)
 {
+    char line[4096];
     va_list ap;
+    int n;
 
     va_start(ap, fmt);
-    sio_vprintf(&r->io, fmt, ap);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        log_error("%s: backend command too long; connection dropped", r->sid);
+        r->broken = 1;                  /* never send a truncated command */
+        return;
+    }
+    log_debug("%s: backend < %s", r->sid, line);
+    sio_put(&r->io, line, (size_t)n);
     sio_put(&r->io, "\r\n", 2);
 }
 
@@ -459,6 +473,7 @@ struct relay *relay_open(const struct smtp_conf *conf, const char *helo_name,
 
     r = relay_pool_take(conf->backend, conf->xclient, (size_t)conf->backend_pool);
     if (r != NULL) {
+        snprintf(r->sid, sizeof(r->sid), "%s", sid);
         r->timeout = conf->backend_timeout;
         r->data_timeout = conf->backend_data_timeout;
         r->uses++;
@@ -478,6 +493,7 @@ struct relay *relay_open(const struct smtp_conf *conf, const char *helo_name,
     r->timeout = conf->backend_timeout;
     r->data_timeout = conf->backend_data_timeout;
     r->uses = 1;
+    snprintf(r->sid, sizeof(r->sid), "%s", sid);
     if (relay_reply(r, 0, fail_r, sid) < 0)
         goto fail;
     if (fail_r->code != 220) {

@@ -58,6 +58,7 @@ struct relay {
     long              timeout;      /* ms for each reply */
     long              data_timeout; /* ms for the reply to the final dot */
     int               bol, cr;      /* data encoder state */
+    char              sid[16];      /* the session using it, for -d logs */
     int64_t           idle_since;
 };
 

@@ -211,6 +211,8 @@ static void smtp_command(struct smtp_sess *ss, char *line, size_t len)
     }
     memcpy(verb, line, vl);
     verb[vl] = '\0';
+    log_debug("%s: client > %.*s", ss->s->id,
+              strcasecmp(verb, "AUTH") == 0 ? (int)vl : (int)len, line);
     if (len > SMTP_CMD_MAX - 2 && strcasecmp(verb, "MAIL") != 0 &&
         strcasecmp(verb, "RCPT") != 0) {
         smtp_resolve(ss);
