@@ -234,8 +234,8 @@ int relay_reply(struct relay *r, long timeout_ms, struct breply *rep,
     rep->code = code;
     if (log_debug_enabled()) {
         char l[256];
-        log_debug("%s: backend > %s%s", sid, breply_line(rep, l, sizeof(l)),
-                  rep->len > strlen(l) + 2 ? " ..." : "");
+        size_t n = strlen(breply_line(rep, l, sizeof(l)));
+        log_debug("%s: backend > %s%s", sid, l, rep->len > n + 2 ? " ..." : "");
     }
     if (code == 421) {
         char l[256];
@@ -537,6 +537,7 @@ void relay_close(struct relay **rp, int reuse)
             e->next = relay_idle;
             relay_idle = e;
             relay_nidle++;
+            snprintf(r->sid, sizeof(r->sid), "pool");
             r->idle_since = monotonic_ms();
             r = NULL;
         }
