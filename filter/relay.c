@@ -234,8 +234,8 @@ int relay_reply(struct relay *r, long timeout_ms, struct breply *rep,
     rep->code = code;
     if (log_debug_enabled()) {
         char l[256];
-        size_t first = strlen(breply_line(rep, l, sizeof(l)));
-        log_debug("%s: backend > %s%s", sid, l, rep->len > first + 2 ? " ..." : "");
+        size_t l1 = strlen(breply_line(rep, l, sizeof(l)));
+        log_debug("%s: backend > %s%s", sid, l, rep->len > l1 + 2 ? " ..." : "");
     }
     if (code == 421) {
         char l[256];
