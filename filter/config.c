@@ -34,7 +34,7 @@
 #endif
 
 #define O(f) offsetof(struct root_conf, f)
-static const subm_option_t root_options[] = {
+const subm_option_t root_options[] = {
     { "user", SUBM_OPT_STR, "", O(user), 0, 0, NULL, "drop privileges to this user" },
     { "group", SUBM_OPT_STR, "", O(group), 0, 0, NULL, NULL },
     { "hostname", SUBM_OPT_STR, "", O(hostname), 0, 0, NULL, "default: the system's name" },

@@ -43,6 +43,9 @@ struct config {
     struct chain     *chain;
 };
 
+/* The top-level options (the smtp and milter tables are in their modules). */
+extern const subm_option_t root_options[];
+
 /* A problem found while loading; config_load() reports each through this. */
 typedef void (*config_report_fn)(void *arg, const char *line);
 

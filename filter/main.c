@@ -46,6 +46,7 @@ static void usage(void)
             "  -c FILE  configuration (default %s)\n"
             "  -f       stay in the foreground, log to stderr as well as syslog\n"
             "  -t       check the configuration and every plugin's options, exit 0/1\n"
+            "           (with -d: list every option with its default)\n"
             "  -d       debug logging\n"
             "  -V       print version, plugin ABI and library versions\n",
             DEFAULT_CONFIG);
@@ -79,7 +80,49 @@ static void report_stderr(void *arg, const char *line)
     fprintf(stderr, "%s\n", line);
 }
 
-/* check_only - -t: load everything, list problems, exit 0 or 1. */
+/* print_options - one block's options: name, type, default, help (-t -d). */
+static void print_options(const char *block, const subm_option_t *o)
+{
+    static const char *const types[] = {
+        "-", "string", "path", "int", "bool", "size", "time", "enum", "list"
+    };
+
+    printf("%s:\n", block);
+    for (; o != NULL && o->name != NULL; o++) {
+        printf("  %-22s %-6s %-24s %s\n", o->name,
+               (unsigned)o->type <= SUBM_OPT_LIST ? types[o->type] : "?",
+               o->def ? o->def : "(none)", o->help ? o->help : "");
+        if (o->type == SUBM_OPT_ENUM && o->choices != NULL) {
+            const char *const *c;
+
+            printf("  %-22s %-6s one of:", "", "");
+            for (c = o->choices; *c != NULL; c++)
+                printf(" %s", *c);
+            printf("\n");
+        }
+    }
+}
+
+/* print_all_options - every option the loaded configuration can take. */
+static void print_all_options(const struct config *cfg)
+{
+    size_t i;
+
+    print_options("top level", root_options);
+    print_options("smtp {}", smtp_options);
+    print_options("milter {}", milter_options);
+    for (i = 0; i < cfg->chain->nlinks; i++) {
+        const struct chain_link *l = &cfg->chain->links[i];
+        char title[256];
+
+        snprintf(title, sizeof(title), "plugin %s {} (%s %s)", l->name, l->desc->name,
+                 l->desc->version ? l->desc->version : "");
+        print_options(title, l->desc->options);
+    }
+}
+
+/* check_only - -t: load everything, list problems, exit 0 or 1; with -d
+ * also every option of every block, with defaults and help. */
 static int check_only(const struct options *opt)
 {
     struct config *cfg = config_load(opt->file, NULL, report_stderr, NULL);
@@ -94,6 +137,8 @@ static int check_only(const struct options *opt)
     for (i = 0; i < cfg->chain->nlinks; i++)
         printf(" %s", cfg->chain->links[i].name);
     printf("%s\n", cfg->chain->nlinks ? "" : " (empty)");
+    if (opt->debug)
+        print_all_options(cfg);
     config_unref(&cfg);
     return 0;
 }

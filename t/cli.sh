@@ -26,6 +26,10 @@ done
 out=$(SUBMILTER_PLUGIN_DIR=$SUBM_TEST_PLUGIN_DIR "$SUBMILTER" -t -c "$top_srcdir/conf/submilter.conf" 2>&1)
 check "-t accepts conf/submilter.conf" '[ $? -eq 0 ] && echo "$out" | grep -q ": ok;"'
 
+out=$(SUBMILTER_PLUGIN_DIR=$SUBM_TEST_PLUGIN_DIR "$SUBMILTER" -t -d -c "$top_srcdir/conf/submilter.conf" 2>&1)
+check "-t -d lists every block's options with defaults" \
+    'echo "$out" | grep -q "^smtp {}:" && echo "$out" | grep -Eq "^  max_sessions +int +1000 " && echo "$out" | grep -q "^plugin vrfy {} (vrfy"'
+
 # -t on a file with an unknown key
 printf 'plugin_dir = "%s"\nsmtp {\n  listen = { "127.0.0.1:1" }\n  lisen = x\n}\n' "$SUBM_TEST_PLUGIN_DIR" > "$tmp/bad.conf"
 out=$("$SUBMILTER" -t -c "$tmp/bad.conf" 2>&1); rc=$?
