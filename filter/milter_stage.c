@@ -27,6 +27,7 @@
  * reply (SMFIP_NR_*) answer SMFIS_NOREPLY.
  */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,20 @@
 
 /* The most ESMTP parameters of one MAIL or RCPT we pass on. */
 #define PARAMS_MAX 32
+
+/* printable - s for a log line: controls and non-ASCII as '?', bounded
+ * (what the MTA sends is not trusted to be text). Returns buf. */
+static const char *printable(char *buf, size_t len, const char *s)
+{
+    size_t i;
+
+    if (s == NULL)
+        s = "";
+    for (i = 0; s[i] != '\0' && i + 1 < len; i++)
+        buf[i] = (unsigned char)s[i] < 32 || (unsigned char)s[i] > 126 ? '?' : s[i];
+    buf[i] = '\0';
+    return buf;
+}
 
 /* macro_cb - subm_macro() for this connection: "x", "{name}" or "name". */
 static const char *macro_cb(void *arg, const char *name)
@@ -186,9 +201,12 @@ static size_t split_params(const struct session *s, char **argv,
         p[n].value = eq ? eq + 1 : NULL;
         n++;
     }
-    if (dropped)
-        log_warn("%s: milter: %d ESMTP parameter(s) of \"%.60s\" not passed to plugins",
-                 s->id, dropped, argv[0]);
+    if (dropped) {
+        char b[64];
+
+        log_warn("%s: milter: %d ESMTP parameter(s) of \"%s\" not passed to plugins",
+                 s->id, dropped, printable(b, sizeof(b), argv[0]));
+    }
     return n;
 }
 
@@ -222,10 +240,15 @@ sfsistat milter_connect(SMFICTX *ctx, char *host, struct sockaddr *sa)
             addr = NULL;
         session_set_client_text(s, addr, addr && port ? atoi(port) : 0, name);
     }
-    log_debug("%s: milter: connect from %s[%s]:%d j=%s _=%s", s->id,
-              s->client_name, s->client_addr ? s->client_addr : "?",
-              s->client_port, macro(ctx, "j") ? macro(ctx, "j") : "",
-              macro(ctx, "_") ? macro(ctx, "_") : "");
+    if (log_debug_enabled()) {
+        char b1[256], b2[256], b3[256];
+
+        log_debug("%s: milter: connect from %s[%s]:%d j=%s _=%s", s->id,
+                  printable(b1, sizeof(b1), s->client_name),
+                  s->client_addr ? s->client_addr : "?", s->client_port,
+                  printable(b2, sizeof(b2), macro(ctx, "j")),
+                  printable(b3, sizeof(b3), macro(ctx, "_")));
+    }
     v = chain_run(s, SUBM_STAGE_CONNECT, NULL, &r);
     if (v == SUBM_REJECT || v == SUBM_TEMPFAIL)
         refuse(c, SUBM_STAGE_CONNECT, v, &r);
@@ -369,8 +392,10 @@ static struct txn *txn_need(SMFICTX *ctx, struct session *s)
     if (s->txn == NULL) {
         const char *from = macro(ctx, "{mail_addr}");
 
+        char b[256];
+
         log_debug("%s: milter: message without MAIL; sender taken as <%s>",
-                  s->id, from ? from : "");
+                  s->id, printable(b, sizeof(b), from));
         txn_begin(s, from ? from : "", NULL, 0);
     }
     queue_id(ctx, s);
@@ -425,6 +450,28 @@ sfsistat milter_data(SMFICTX *ctx)
     return answer(c, SMFIP_NR_DATA, milter_verdict(ctx, s, SUBM_STAGE_DATA, v, &r));
 }
 
+/*
+ * unknown_text - the command line as a C string in buf. libmilter 8.17
+ * hands xxfi_unknown its packet buffer without checking that it ends in a
+ * NUL (it checks for HELO, headers and the envelope), so a broken or
+ * hostile MTA could make strlen() read past it. The buffer is the start of
+ * the block libmilter malloc()ed for the packet: malloc_usable_size()
+ * bounds the search (glibc).
+ */
+static const char *unknown_text(const char *cmd, char *buf, size_t len)
+{
+    size_t n;
+
+    if (cmd == NULL)
+        return "";
+    n = strnlen(cmd, malloc_usable_size((void *)cmd));
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, cmd, n);
+    buf[n] = '\0';
+    return buf;
+}
+
 /* milter_unknown - xxfi_unknown: EXPN arrives here too (Postfix); the MTA
  * refuses the command whatever we say, we only choose the reply. */
 sfsistat milter_unknown(SMFICTX *ctx, const char *cmd)
@@ -432,14 +479,14 @@ sfsistat milter_unknown(SMFICTX *ctx, const char *cmd)
     struct milter_conn *c;
     struct session *s = session(ctx, &c);
     subm_stage_t stage = SUBM_STAGE_UNKNOWN;
+    char line[1024];
     subm_arg_t arg;
     struct reply r;
     subm_verdict_t v;
 
     if (s == NULL)
         return SMFIS_TEMPFAIL;
-    if (cmd == NULL)
-        cmd = "";
+    cmd = unknown_text(cmd, line, sizeof(line));
     memset(&arg, 0, sizeof(arg));
     arg.text = cmd;
     if (strncasecmp(cmd, "EXPN", 4) == 0 && (cmd[4] == ' ' || cmd[4] == '\0')) {
@@ -497,8 +544,10 @@ sfsistat milter_header(SMFICTX *ctx, char *name, char *value)
     bad = txn_add_header(s, raw, len, &h) != 0;
     free(raw);
     if (bad) {
-        log_warn("%s: milter: header field \"%.40s\" not understood; passed over",
-                 s->id, name ? name : "");
+        char b[48];
+
+        log_warn("%s: milter: header field \"%s\" not understood; passed over",
+                 s->id, printable(b, sizeof(b), name));
         return answer(c, SMFIP_NR_HDR, SMFIS_CONTINUE);
     }
     memset(&arg, 0, sizeof(arg));
@@ -560,13 +609,14 @@ static void summary(const struct milter_conn *c, const char *verdict)
 {
     const struct session *s = c->s;
     const struct txn *t = s->txn;
-    char to[1536];
+    char to[1536], from[512], qid[64], b[512];
     size_t off = 0, i;
     int k;
 
     to[0] = '\0';
     for (i = 0; i < t->nrcpts; i++) {
-        k = snprintf(to + off, sizeof(to) - off, "%s<%s>", i ? "," : "", t->rcpts[i].addr);
+        k = snprintf(to + off, sizeof(to) - off, "%s<%s>", i ? "," : "",
+                     printable(b, sizeof(b), t->rcpts[i].addr));
         if (k < 0 || (size_t)k >= sizeof(to) - off) {
             snprintf(to + off, sizeof(to) - off, ",...");
             break;
@@ -574,9 +624,12 @@ static void summary(const struct milter_conn *c, const char *verdict)
         off += (size_t)k;
     }
     log_info("%s: milter: queue=%s from=<%s> to=%s nrcpt=%zu size=%llu auth=%s "
-             "verdict=%s mods=%zu delay=%.3f", s->id, t->queue_id, t->sender, to,
+             "verdict=%s mods=%zu delay=%.3f", s->id,
+             printable(qid, sizeof(qid), t->queue_id),
+             printable(from, sizeof(from), t->sender), to,
              t->nrcpts, (unsigned long long)t->size,
-             s->auth_login ? s->auth_login : "none", verdict, t->nmods,
+             s->auth_login ? printable(b, sizeof(b), s->auth_login) : "none",
+             verdict, t->nmods,
              c->txn_t0 ? (double)(monotonic_ms() - c->txn_t0) / 1000.0 : 0.0);
 }
 

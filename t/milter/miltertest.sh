@@ -4,8 +4,8 @@
 # its data (mt-stages.lua), every verdict gives the right milter answer
 # (mt-verdicts.lua), every modification is applied (mt-mods.lua), and the
 # negotiation follows the chain, also across a reload (mt-negotiate.lua),
-# a unix socket works the same, and SIGTERM lets a message in flight finish
-# (mt-stop.lua).
+# random and malformed protocol sessions do no harm (milter-fuzz.py), a
+# unix socket works the same, and SIGTERM stops it promptly (mt-stop.lua).
 # Ports 21010-21019.
 . "$top_srcdir/t/milter/lib.sh"
 command -v miltertest >/dev/null || { echo "miltertest not installed (apt-get install miltertest)"; echo "0 passed, 1 failed"; exit 1; }
@@ -82,6 +82,29 @@ if [ ! -e "$EXAMPLE_SO" ]; then
 elif start_submilter "$T/neg.conf" 21011; then
     run_lua mt-negotiate.lua PORT=21011 "LOG=$T/neg.log" "CONF=$T/neg.conf" \
         "CONF2=$T/neg2.conf" "PID=$SUB_PID"
+fi
+
+# hostile MTA: random and malformed protocol sessions, then a clean one
+# (FUZZ_SEED=N repeats a run; the seed is printed)
+cat >"$T/fuzz.conf" <<CONF
+pid_file = ""
+spool_dir = "$T"
+milter { listen = "inet:21012@127.0.0.1" }
+plugin example { path = "$EXAMPLE_SO" }
+plugin probe {
+    path = "$PROBE_SO"
+    rules = { "rcpt:bad@ reject 550 5.1.1 No", "eom:mods@ addheader X-A b",
+              "body:REJECT reject", "helo:xx.invalid tempfail" }
+}
+CONF
+if start_submilter "$T/fuzz.conf" 21012; then
+    out=$(/usr/bin/python3 "$MDIR/milter-fuzz.py" 127.0.0.1:21012 150 "${FUZZ_SEED:-$(date +%s)}" 2>&1)
+    printf '%s\n' "$out"
+    T_PASS=$((T_PASS + $(printf '%s\n' "$out" | grep -c '^ok ')))
+    T_FAIL=$((T_FAIL + $(printf '%s\n' "$out" | grep -c '^not ok ')))
+    check "daemon alive after the hostile sessions" kill -0 $SUB_PID
+    check "no crash or sanitizer report in its log" \
+        sh -c "! grep -qE 'AddressSanitizer|runtime error|Segmentation|double free' '$T/fuzz.conf.log'"
 fi
 
 # a unix socket: the modifications again, then SIGTERM with a message in flight
