@@ -431,12 +431,13 @@ int relay_alive(struct relay *r)
 }
 
 /* relay_pool_take - an idle, live connection to backend, or NULL. Dead or
- * stale ones met on the way are closed. */
+ * stale ones met on the way are taken out under the lock and closed after
+ * it (a TLS shutdown or close must not hold up every other session). */
 static struct relay *relay_pool_take(const char *backend, int xclient_mode,
                                      size_t pool_max)
 {
-    struct pooled **pp, *e;
-    struct relay *r = NULL, *dead = NULL;
+    struct pooled **pp, *e, *dead = NULL;
+    struct relay *r = NULL;
     int64_t now = monotonic_ms();
 
     pthread_mutex_lock(&relay_lock);
@@ -450,10 +451,8 @@ static struct relay *relay_pool_take(const char *backend, int xclient_mode,
         *pp = e->next;
         relay_nidle--;
         if (now - e->r->idle_since > RELAY_POOL_IDLE_MS || !relay_alive(e->r)) {
-            e->r->io.wtimeout = 0;
-            dead = e->r;
-            free(e);
-            relay_free(dead);
+            e->next = dead;             /* closed below, outside the lock */
+            dead = e;
             continue;
         }
         r = e->r;
@@ -461,6 +460,12 @@ static struct relay *relay_pool_take(const char *backend, int xclient_mode,
         break;
     }
     pthread_mutex_unlock(&relay_lock);
+    for (; dead != NULL; dead = e) {
+        e = dead->next;
+        dead->r->io.wtimeout = 0;
+        relay_free(dead->r);
+        free(dead);
+    }
     return r;
 }
 
