@@ -479,8 +479,9 @@ struct relay *relay_open(const struct smtp_conf *conf, const char *helo_name,
     r = relay_pool_take(conf->backend, conf->xclient, (size_t)conf->backend_pool);
     if (r != NULL) {
         snprintf(r->sid, sizeof(r->sid), "%s", sid);
-        r->timeout = conf->backend_timeout;
+        r->timeout = conf->backend_timeout;     /* a reload may have changed them */
         r->data_timeout = conf->backend_data_timeout;
+        r->io.wtimeout = conf->backend_timeout;
         r->uses++;
         return r;
     }
