@@ -107,6 +107,20 @@ if start_submilter "$T/fuzz.conf" 21012; then
         sh -c "! grep -qE 'AddressSanitizer|runtime error|Segmentation|double free' '$T/fuzz.conf.log'"
 fi
 
+# IPv6: a listener on [::1] (TCP_NODELAY set there too), one clean transaction
+if /usr/bin/python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    sed -e "s|inet:21012@127.0.0.1|inet6:21013@::1|" "$T/fuzz.conf" >"$T/v6.conf"
+    "$SUBMILTER" -c "$T/v6.conf" -f -d >"$T/v6.conf.log" 2>&1 &
+    T_PIDS="$T_PIDS $!"
+    for _ in $(seq 100); do grep -q "listening on" "$T/v6.conf.log" 2>/dev/null && break; sleep 0.1; done
+    out=$(/usr/bin/python3 "$MDIR/milter-fuzz.py" "::1:21013" 0 1 2>&1)
+    check "inet6 listener on [::1]: a clean transaction" \
+        sh -c "printf '%s\n' \"\$0\" | grep -q '^ok - a clean transaction'" "$out"
+    check "inet6 listener: TCP_NODELAY set" sh -c "! grep -q 'TCP_NODELAY not set' '$T/v6.conf.log'"
+else
+    skip "inet6 listener" "no IPv6 loopback here"
+fi
+
 # a unix socket: the modifications again, then SIGTERM with a message in flight
 sed -e "s|inet:21010@127.0.0.1|unix:$T/milter.sock|" -e "s|$T/probe.log|$T/unix.log|" \
     "$T/probe.conf" >"$T/unix.conf"
