@@ -66,6 +66,12 @@ void breply_set(struct breply *rep, int code, const char *ecode,
     rep->code = code;
 }
 
+/* relay_lost - the reply for a backend connection that broke. */
+void relay_lost(struct breply *rep)
+{
+    breply_set(rep, 451, "4.4.2", "Backend connection lost, try again later");
+}
+
 /* breply_line - first line of a reply, without CRLF. */
 const char *breply_line(const struct breply *rep, char *buf, size_t size)
 {
@@ -251,7 +257,7 @@ fail:
     if (strcmp(why, "timeout") == 0)
         breply_set(rep, 451, "4.4.2", "Backend timeout, try again later");
     else if (strcmp(why, "connection lost") == 0 || strcmp(why, "connection unusable") == 0)
-        breply_set(rep, 451, "4.4.2", "Backend connection lost, try again later");
+        relay_lost(rep);
     else
         breply_set(rep, 451, "4.3.0", "Backend protocol error, try again later");
     return -1;
@@ -346,7 +352,7 @@ static int relay_ehlo(struct relay *r, const char *helo_name, struct breply *rep
 {
     relay_cmd(r, "EHLO %s", helo_name);
     if (relay_flush(r) < 0) {
-        breply_set(rep, 451, "4.4.2", "Backend connection lost, try again later");
+        relay_lost(rep);
         return -1;
     }
     if (relay_reply(r, 0, rep, sid) < 0)
@@ -657,7 +663,7 @@ int relay_xclient(struct relay *r, const struct session *s,
                  s->auth_login ? s->auth_login : "[UNAVAILABLE]");
     relay_cmd(r, "%s", line);
     if (relay_flush(r) < 0) {
-        breply_set(rep, 451, "4.4.2", "Backend connection lost, try again later");
+        relay_lost(rep);
         return -1;
     }
     if (relay_reply(r, 0, rep, s->id) < 0)

@@ -108,7 +108,9 @@ int  relay_data_end(struct relay *r);
 /* breply_set - make a reply of our own (for failures). */
 void breply_set(struct breply *rep, int code, const char *ecode,
                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* breply_first_line - the first line without CRLF into buf (for logs). */
+/* relay_lost - the 451 4.4.2 for a backend connection that broke. */
+void relay_lost(struct breply *rep);
+/* breply_line - the first line without CRLF into buf (for logs). */
 const char *breply_line(const struct breply *rep, char *buf, size_t size);
 
 #endif

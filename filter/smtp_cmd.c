@@ -672,7 +672,7 @@ static void relay_query(struct smtp_sess *ss, const char *verb, const char *arg)
         return;
     relay_cmd(ss->relay, "%s%s%s", verb, *arg ? " " : "", arg);
     if (relay_flush(ss->relay) < 0)
-        breply_set(&rep, 451, "4.4.2", "Backend connection lost, try again later");
+        relay_lost(&rep);
     else
         (void)relay_reply(ss->relay, 0, &rep, ss->s->id);
     smtp_reply_backend(ss, &rep);

@@ -137,7 +137,7 @@ static int env_replay(struct smtp_sess *ss, struct breply *rep, int strict)
         relay_cmd(r, "RCPT TO:<%s>%s", rc[i].addr,
                   params_join(t->pool, rc[i].params, rc[i].nparams));
     if (relay_flush(r) < 0) {
-        breply_set(rep, 451, "4.4.2", "Backend connection lost, try again later");
+        relay_lost(rep);
         return -1;
     }
     /* every reply is read even without PIPELINING: the commands are few and
@@ -227,7 +227,7 @@ static int relay_message(struct smtp_sess *ss, struct breply *rep, int reconnect
     }
     relay_cmd(r, "DATA");
     if (relay_flush(r) < 0) {
-        breply_set(rep, 451, "4.4.2", "Backend connection lost, try again later");
+        relay_lost(rep);
         return -1;
     }
     if (relay_reply(r, 0, rep, ss->s->id) < 0)
@@ -242,7 +242,7 @@ static int relay_message(struct smtp_sess *ss, struct breply *rep, int reconnect
     send_message(ss);
     if (r->broken || relay_data_end(r) < 0) {
         r->broken = 1;
-        breply_set(rep, 451, "4.4.2", "Backend connection lost, try again later");
+        relay_lost(rep);
         return -1;
     }
     if (relay_reply(r, r->data_timeout, rep, ss->s->id) < 0)

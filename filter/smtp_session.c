@@ -135,7 +135,7 @@ void smtp_resolve(struct smtp_sess *ss)
         return;
     failed = r == NULL || relay_flush(r) < 0;
     if (failed)
-        breply_set(&rep, 451, "4.4.2", "Backend connection lost, try again later");
+        relay_lost(&rep);
     for (i = 0; i < ss->npend; i++) {
         struct smtp_pend *p = &ss->pend[i];
 
