@@ -260,3 +260,44 @@ CONF
     t_on_exit "p=\$(sed -n 's/ //gp' '$PF/queue/pid/master.pid'); postfix -c '$PF' stop; for i in \$(seq 50); do kill -0 \$p || break; sleep 0.1; done; kill -0 \$p && kill -9 \$p"
     wait_port "$2" || { not_ok "postfix smtpd listens" "$(tail "$PF/maillog" 2>/dev/null)"; return 1; }
 }
+
+# dovecot_start DIR USER PASSWORD - a private Dovecot doing only SASL for
+# Postfix (passwd-file with one user, its own base_dir under DIR, no
+# listeners but the auth socket); sets DOVECOT_AUTH to the socket for
+# smtpd_sasl_path. Stopped at exit by PID. Returns 1 (with a note) if
+# Dovecot is missing or does not start.
+dovecot_start() {
+    command -v dovecot >/dev/null || { echo "# dovecot not installed"; return 1; }
+    mkdir -p "$1/run" "$1/state"
+    echo "$2:{PLAIN}$3" >"$1/passwd"
+    cat >"$1/dovecot.conf" <<CONF
+base_dir = $1/run
+state_dir = $1/state
+log_path = $1/log
+protocols =
+ssl = no
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $1/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}
+service auth {
+  unix_listener auth-client {
+    mode = 0666
+  }
+}
+service anvil {
+  chroot =
+}
+CONF
+    dovecot -F -c "$1/dovecot.conf" >"$1/stdout" 2>&1 &
+    T_PIDS="$T_PIDS $!"
+    DOVECOT_AUTH=$1/run/auth-client
+    for _ in $(seq 50); do [ -S "$DOVECOT_AUTH" ] && return 0; sleep 0.1; done
+    echo "# dovecot did not start: $(cat "$1/log" "$1/stdout" 2>/dev/null | tail -3)"
+    return 1
+}

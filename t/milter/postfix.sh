@@ -33,47 +33,14 @@ start_sink $P_SINK || t_done
 
 # ---- Dovecot for SASL --------------------------------------------------------
 SASL=no
-if command -v dovecot >/dev/null; then
-    mkdir -p "$T/dovecot/run" "$T/dovecot/state"
-    echo "alice:{PLAIN}wonderland" >"$T/dovecot/passwd"
-    cat >"$T/dovecot/dovecot.conf" <<CONF
-base_dir = $T/dovecot/run
-state_dir = $T/dovecot/state
-log_path = $T/dovecot/log
-protocols =
-ssl = no
-auth_mechanisms = plain login
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN $T/dovecot/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=/nonexistent
-}
-service auth {
-  unix_listener auth-client {
-    mode = 0666
-  }
-}
-service anvil {
-  chroot =
-}
-CONF
-    dovecot -F -c "$T/dovecot/dovecot.conf" >"$T/dovecot/stdout" 2>&1 &
-    DOVECOT_PID=$!
-    T_PIDS="$T_PIDS $DOVECOT_PID"
-    for _ in $(seq 50); do [ -S "$T/dovecot/run/auth-client" ] && break; sleep 0.1; done
-    if [ -S "$T/dovecot/run/auth-client" ]; then SASL=yes
-    else echo "# dovecot did not start: $(cat "$T/dovecot/log" "$T/dovecot/stdout" 2>/dev/null | tail -3)"; fi
-fi
+dovecot_start "$T/dovecot" alice wonderland && SASL=yes
 
 # ---- Postfix -------------------------------------------------------------------
 : >"$T/extra.cf"
 if [ $SASL = yes ]; then cat >"$T/extra.cf" <<CONF
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot
-smtpd_sasl_path = $T/dovecot/run/auth-client
+smtpd_sasl_path = $DOVECOT_AUTH
 smtpd_tls_auth_only = no
 CONF
 fi
