@@ -263,6 +263,19 @@ fail:
     return -1;
 }
 
+/* relay_final - a reply that must end its command (2xx, 4xx, 5xx): a 3xx
+ * is a backend out of step, never relayed; 451 and the connection broken. */
+void relay_final(struct relay *r, struct breply *rep, const char *sid)
+{
+    char l[256];
+
+    if (rep->code / 100 != 3)
+        return;
+    log_warn("%s: backend %s: unexpected %s", sid, r->backend, breply_line(rep, l, sizeof(l)));
+    r->broken = 1;
+    breply_set(rep, 451, "4.3.0", "Backend protocol error, try again later");
+}
+
 /* relay_cmd - queue a command line. */
 void relay_cmd(struct relay *r, const char *fmt, ...)
 {

@@ -93,6 +93,9 @@ int  relay_flush(struct relay *r);
  */
 int  relay_reply(struct relay *r, long timeout_ms, struct breply *rep,
                  const char *sid);
+/* relay_final - for a reply that must end its command: a 3xx becomes a
+ * 451 4.3.0 and breaks the connection (the backend is out of step). */
+void relay_final(struct relay *r, struct breply *rep, const char *sid);
 /* relay_xclient - XCLIENT for session s if configured, offered and not done
  * for this identity yet; then EHLO again. 0, or -1 with rep filled. */
 int  relay_xclient(struct relay *r, const struct session *s,

@@ -673,8 +673,8 @@ static void relay_query(struct smtp_sess *ss, const char *verb, const char *arg)
     relay_cmd(ss->relay, "%s%s%s", verb, *arg ? " " : "", arg);
     if (relay_flush(ss->relay) < 0)
         relay_lost(&rep);
-    else
-        (void)relay_reply(ss->relay, 0, &rep, ss->s->id);
+    else if (relay_reply(ss->relay, 0, &rep, ss->s->id) == 0)
+        relay_final(ss->relay, &rep, ss->s->id);
     smtp_reply_backend(ss, &rep);
     if (ss->relay->broken)
         relay_close(&ss->relay, 0);

@@ -247,6 +247,7 @@ static int relay_message(struct smtp_sess *ss, struct breply *rep, int reconnect
     }
     if (relay_reply(r, r->data_timeout, rep, ss->s->id) < 0)
         return -1;
+    relay_final(r, rep, ss->s->id);
     r->in_txn = 0;
     return 0;
 }

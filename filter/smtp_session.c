@@ -141,6 +141,10 @@ void smtp_resolve(struct smtp_sess *ss)
 
         if (!failed && relay_reply(r, 0, &rep, ss->s->id) < 0)
             failed = 1;
+        if (!failed) {
+            relay_final(r, &rep, ss->s->id);
+            failed = r->broken;
+        }
         switch (p->kind) {
         case PEND_RSET:
             if (!failed)
