@@ -646,6 +646,25 @@ static void xclient_attr(const struct relay *r, char *buf, size_t size,
     xtext_put(buf, size, off, value);
 }
 
+/* relay_rset - end the backend's open transaction now; 0, or -1 with rep. */
+static int relay_rset(struct relay *r, struct breply *rep, const char *sid)
+{
+    relay_cmd(r, "RSET");
+    if (relay_flush(r) < 0) {
+        relay_lost(rep);
+        return -1;
+    }
+    if (relay_reply(r, 0, rep, sid) < 0)
+        return -1;
+    if (rep->code != 250) {
+        r->broken = 1;
+        breply_set(rep, 451, "4.3.0", "Backend protocol error, try again later");
+        return -1;
+    }
+    r->in_txn = 0;
+    return 0;
+}
+
 /* relay_xclient - pass the client's identity to a Postfix backend. */
 int relay_xclient(struct relay *r, const struct session *s,
                   const char *helo_name, struct breply *rep)
@@ -659,6 +678,8 @@ int relay_xclient(struct relay *r, const struct session *s,
              s->auth_login ? s->auth_login : "");
     if (strcmp(key, r->xclient_key) == 0)
         return 0;
+    if (r->in_txn && relay_rset(r, rep, s->id) < 0)
+        return -1;                      /* XCLIENT inside a transaction is a 503 */
     memcpy(line, "XCLIENT", 8);
     if (s->client_addr != NULL) {
         snprintf(addr, sizeof(addr), "%s%s", strchr(s->client_addr, ':') ? "IPV6:" : "",

@@ -5,7 +5,7 @@
  * message as DATA (CRLF line ends only, dot-stuffed, our own terminator).
  *
  * Calls: relay_open, relay_close, relay_cmd, relay_flush, relay_reply,
- * relay_xclient, relay_caps_cached, relay_data_put, relay_data_end,
+ * relay_xclient (which ends an open backend transaction first), relay_caps_cached, relay_data_put, relay_data_end,
  * relay_pool_drain. A struct relay belongs to one session at a time; the
  * pool and the capability cache are shared and locked. It does not decide
  * anything: which commands to send is the session's business.

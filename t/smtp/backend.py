@@ -18,7 +18,9 @@ Faults are chosen by the envelope (so one server serves every test case):
   RCPT TO:<fault-dot-slow@x>       sleep --slow seconds after the dot, then close
   RCPT TO:<fault-dot-bad@x>        a malformed reply to the dot (nothing kept)
   RCPT TO:<fault-once-drop-after-rcpt@x>  accept it, then close (the first time only)
+  RCPT TO:<fault-again-CODE-x@x>   accept it the first time, reply CODE after
   VRFY fault-vrfy-CODE             reply CODE to VRFY
+XCLIENT inside a transaction gets 503, as from Postfix.
 or at random with --random RATE (--seed S): any command may get 421+close,
 451, 550, a drop or a stall, and the final dot any of those too.
 Options: --caps "PIPELINING 8BITMIME ..." (EHLO keywords), --xclient (offer
@@ -181,6 +183,8 @@ class Handler(socketserver.BaseRequestHandler):
             elif verb == "HELO":
                 self.reset()
                 self.send(b"250 backend.test\r\n")
+            elif verb == "XCLIENT" and a.xclient and self.mail is not None:
+                self.send(b"503 5.5.1 Error: MAIL transaction in progress\r\n")
             elif verb == "XCLIENT" and a.xclient:
                 self.reset()
                 self.send(b"220 backend.test ESMTP capture after XCLIENT\r\n")
