@@ -330,6 +330,7 @@ void smtp_cmd_mail(struct smtp_sess *ss, char *arg)
     }
     params_text(params, n, "AUTH", ptext, sizeof(ptext));
     relay_cmd(ss->relay, "MAIL FROM:<%s>%s", addr, ptext);
+    ss->relay_txn = 1;
     ss->pend[ss->npend].kind = PEND_MAIL;
     ss->pend[ss->npend++].index = 0;
     if (!(ss->relay->caps.flags & RELAY_PIPELINING))
@@ -428,7 +429,7 @@ void smtp_cmd_rcpt(struct smtp_sess *ss, char *arg)
         smtp_reply_chain(ss, &r);
         return;
     }
-    if (ss->relay == NULL || ss->relay->broken) {
+    if (ss->relay == NULL || ss->relay->broken || !ss->relay_txn) {
         smtp_resolve(ss);
         if (ss->s->txn != NULL)
             smtp_reply(ss, 451, "4.4.2", "Backend connection lost, try again later");

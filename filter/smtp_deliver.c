@@ -76,7 +76,7 @@ static void txn_done(struct smtp_sess *ss)
 {
     release_relay(ss);
     txn_end(ss->s);
-    ss->txn_bdat = ss->bdat_dead = ss->data_started = 0;
+    ss->txn_bdat = ss->data_started = ss->relay_txn = 0;
     ss->body_8bit = ss->smtputf8 = 0;
 }
 
@@ -213,6 +213,15 @@ static void send_message(struct smtp_sess *ss)
         r->broken = 1;                  /* never send a truncated message */
 }
 
+/* out_of_step - a 5xx to DATA that complains of our own sequence (503,
+ * or X.5.x "no valid recipients"): the backend lost the envelope the client
+ * was told it accepted, which is our failure, never the client's. */
+static int out_of_step(const struct breply *rep)
+{
+    return rep->code == 503 ||
+           (rep->code / 100 == 5 && rep->len > 8 && memcmp(rep->buf + 4, "5.5.", 4) == 0);
+}
+
 /* relay_message - DATA, the message, the final reply into rep. 0 when the
  * backend answered the final dot (whatever it said), -1 otherwise. */
 static int relay_message(struct smtp_sess *ss, struct breply *rep, int reconnected)
@@ -233,7 +242,10 @@ static int relay_message(struct smtp_sess *ss, struct breply *rep, int reconnect
     if (relay_reply(r, 0, rep, ss->s->id) < 0)
         return -1;
     if (rep->code != 354) {
-        if (rep->code / 100 == 2 || rep->code / 100 == 3) {
+        if (rep->code / 100 == 2 || rep->code / 100 == 3 || out_of_step(rep)) {
+            char l[256];
+            log_warn("%s: backend %s answered DATA: %s", ss->s->id, r->backend,
+                     breply_line(rep, l, sizeof(l)));
             r->broken = 1;
             breply_set(rep, 451, "4.3.0", "Backend protocol error, try again later");
         }
@@ -297,7 +309,7 @@ void smtp_deliver(struct smtp_sess *ss)
         txn_done(ss);
         return;
     }
-    if (ss->relay == NULL || ss->relay->broken || !relay_alive(ss->relay))
+    if (ss->relay == NULL || ss->relay->broken || !ss->relay_txn || !relay_alive(ss->relay))
         rc = backend_again(ss, &rep) < 0 ? -1 : relay_message(ss, &rep, 1);
     else
         rc = relay_message(ss, &rep, 0);

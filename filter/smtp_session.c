@@ -97,7 +97,7 @@ void smtp_txn_abort(struct smtp_sess *ss)
         (void)smtp_stage(ss, SUBM_STAGE_RSET, NULL, &r);
         txn_end(ss->s);
     }
-    ss->txn_bdat = ss->bdat_dead = ss->data_started = 0;
+    ss->txn_bdat = ss->data_started = ss->relay_txn = 0;
     ss->body_8bit = ss->smtputf8 = 0;
 }
 
@@ -108,6 +108,13 @@ int smtp_backend(struct smtp_sess *ss)
 
     if (ss->relay != NULL && ss->relay->broken)
         relay_close(&ss->relay, 0);
+    if (ss->relay == NULL && ss->relay_txn) {
+        /* a new connection would know nothing of this transaction: its
+         * RCPTs would be refused and its DATA answered 503/554 */
+        relay_lost(&rep);
+        smtp_reply_backend(ss, &rep);
+        return -1;
+    }
     if (ss->relay == NULL) {
         ss->relay = relay_open(ss->conf, ss->hostname, ss->s->id, &rep);
         if (ss->relay == NULL) {

@@ -58,7 +58,8 @@ struct smtp_sess {
     int                     body_8bit;    /* MAIL BODY=8BITMIME */
     int                     smtputf8;     /* MAIL SMTPUTF8 */
     int                     txn_bdat;     /* this transaction used BDAT */
-    int                     bdat_dead;    /* a BDAT failed: later ones 503 */
+    int                     relay_txn;    /* this transaction's MAIL went to
+                                             ss->relay: no other may serve it */
     int                     data_started; /* DATA stage run (first BDAT) */
     int64_t                 txn_t0;
     struct smtp_pend       *pend;
@@ -85,7 +86,9 @@ subm_verdict_t smtp_stage(struct smtp_sess *ss, subm_stage_t stage,
  * the client for each in order. */
 void smtp_resolve(struct smtp_sess *ss);
 /* smtp_backend - make sure ss->relay is open (and XCLIENTed); 0 or -1
- * after answering the client with the failure. */
+ * after answering the client with the failure. Inside a transaction whose
+ * connection broke it opens none (451): only the end of message may replace
+ * that connection, replaying the envelope. */
 int  smtp_backend(struct smtp_sess *ss);
 /* smtp_txn_abort - end the transaction (RSET stage, backend RSET later). */
 void smtp_txn_abort(struct smtp_sess *ss);
