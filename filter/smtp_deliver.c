@@ -318,8 +318,9 @@ void smtp_deliver(struct smtp_sess *ss)
         smtp_log_summary(ss, "discard", 0, "every recipient removed by policy");
     } else {
         smtp_reply_backend(ss, &rep);
-        smtp_log_summary(ss, "accept", rep.code, breply_line(&rep, line, sizeof(line)) +
-                         (rep.len > 4 ? 4 : 0));
+        smtp_log_summary(ss, rep.code / 100 == 2 ? "accept" : rep.code / 100 == 5 ?
+                         "reject" : "tempfail", rep.code,
+                         breply_line(&rep, line, sizeof(line)) + (rep.len > 4 ? 4 : 0));
     }
     txn_done(ss);
 }
