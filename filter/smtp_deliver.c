@@ -112,17 +112,49 @@ static int env_changed(const struct txn *t)
     return 0;
 }
 
-/* env_replay - RSET the backend and give it the (modified) envelope. 1 if
- * the backend accepted the sender and at least one recipient (every one if
- * strict: after a reconnect the client has been told each was accepted), 0
- * if no recipient is left (nothing to send), -1 with the final reply. */
+/* was_accepted - is addr one of the recipients the client was told 250? */
+static int was_accepted(const struct txn *t, const char *addr)
+{
+    size_t i;
+
+    for (i = 0; i < t->nrcpts; i++)
+        if (strcasecmp(t->rcpts[i].addr, addr) == 0)
+            return 1;
+    return 0;
+}
+
+/* replay_cmd - command k of the replay: 0 RSET, 1 MAIL, 2.. RCPT. */
+static void replay_cmd(struct smtp_sess *ss, size_t k, const char *sender,
+                       const char *sparams, const struct rcpt *rc)
+{
+    struct txn *t = ss->s->txn;
+
+    if (k == 0)
+        relay_cmd(ss->relay, "RSET");
+    else if (k == 1)
+        relay_cmd(ss->relay, "MAIL FROM:<%s>%s", sender, sparams);
+    else
+        relay_cmd(ss->relay, "RCPT TO:<%s>%s", rc[k - 2].addr,
+                  params_join(t->pool, rc[k - 2].params, rc[k - 2].nparams));
+}
+
+/*
+ * env_replay - RSET the backend and give it the (modified) envelope,
+ * pipelined only if the backend offers PIPELINING. 1 if the backend took
+ * the sender and every recipient the client was told 250 for (a recipient
+ * a plugin added may be refused: logged), 0 if no recipient is left
+ * (nothing to send), -1 with the final reply (a 4xx when a recipient the
+ * client holds a 250 for was refused: the message must not lose it). After
+ * a reconnect (strict) every recipient must be taken again.
+ */
 static int env_replay(struct smtp_sess *ss, struct breply *rep, int strict)
 {
     struct txn *t = ss->s->txn;
     struct relay *r = ss->relay;
     const char *sender, *sparams;
     struct rcpt *rc;
-    size_t n, i, ok = 0;
+    size_t n, k, sent = 0, ok = 0, lost = 0;
+    int pipe = (r->caps.flags & RELAY_PIPELINING) != 0, mail_ok = 0;
     struct breply rr;
     char l[256];
 
@@ -131,41 +163,48 @@ static int env_replay(struct smtp_sess *ss, struct breply *rep, int strict)
         return 0;
     sparams = sparams ? pool_printf(t->pool, " %s", sparams) :
               params_join(t->pool, t->params, t->nparams);
-    relay_cmd(r, "RSET");
-    relay_cmd(r, "MAIL FROM:<%s>%s", sender, sparams);
-    for (i = 0; i < n; i++)
-        relay_cmd(r, "RCPT TO:<%s>%s", rc[i].addr,
-                  params_join(t->pool, rc[i].params, rc[i].nparams));
-    if (relay_flush(r) < 0) {
-        relay_lost(rep);
-        return -1;
-    }
-    /* every reply is read even without PIPELINING: the commands are few and
-     * a server without it reads them one by one anyway */
-    if (relay_reply(r, 0, rep, ss->s->id) < 0 || relay_reply(r, 0, rep, ss->s->id) < 0)
-        return -1;
-    if (rep->code / 100 != 2) {
-        log_warn("%s: backend refused the changed sender <%s>: %s", ss->s->id, sender,
-                 breply_line(rep, l, sizeof(l)));
-        for (i = 0; i < n; i++)
-            if (relay_reply(r, 0, &rr, ss->s->id) < 0)
-                break;
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
+    for (k = 0; k < n + 2; k++) {
+        /* pipelined: everything goes at once; else one command per reply */
+        for (; sent < (pipe ? n + 2 : k + 1); sent++)
+            replay_cmd(ss, sent, sender, sparams, rc);
+        if (k == 0 || !pipe) {
+            if (relay_flush(r) < 0) {
+                relay_lost(rep);
+                return -1;
+            }
+        }
         if (relay_reply(r, 0, &rr, ss->s->id) < 0) {
             *rep = rr;
             return -1;
         }
-        if (rr.code / 100 == 2)
-            ok++;
-        else {
-            log_warn("%s: backend refused recipient <%s>: %s", ss->s->id, rc[i].addr,
+        relay_final(r, &rr, ss->s->id);
+        if (r->broken) {
+            *rep = rr;
+            return -1;
+        }
+        if (k == 1 && rr.code / 100 == 2)
+            mail_ok = 1;
+        else if (k == 1) {
+            log_warn("%s: backend refused the sender <%s>: %s", ss->s->id, sender,
                      breply_line(&rr, l, sizeof(l)));
+            *rep = rr;
+            if (strict)                 /* the client holds a 250 for it */
+                breply_set(rep, 451, "4.3.0", "Backend changed its mind, try again later");
+            if (!pipe)
+                return -1;
+        } else if (k >= 2 && mail_ok && rr.code / 100 == 2) {
+            ok++;
+        } else if (k >= 2 && mail_ok) {
+            log_warn("%s: backend refused recipient <%s>: %s", ss->s->id, rc[k - 2].addr,
+                     breply_line(&rr, l, sizeof(l)));
+            if (strict || was_accepted(t, rc[k - 2].addr))
+                lost++;
             *rep = rr;
         }
     }
-    if (strict && ok < n) {
+    if (!mail_ok)
+        return -1;
+    if (lost > 0) {
         breply_set(rep, 451, "4.3.0", "Backend changed its mind, try again later");
         return -1;
     }

@@ -3,7 +3,8 @@
 playing the backend MTA, with fault injection.
 
 It listens on 127.0.0.1:PORT, records every command line it reads
-(DIR/commands.jsonl) and every message it accepted with 250 (DIR/messages.jsonl:
+(DIR/commands.jsonl; "ahead": more input was already waiting, i.e. the
+client pipelined) and every message it accepted with 250 (DIR/messages.jsonl:
 envelope, parameters, data as latin-1 text). A message is "received" only when
 the server's 250 to the final dot was written.
 
@@ -55,9 +56,10 @@ class State:
         self.cmdlog = open(os.path.join(args.dir, "commands.jsonl"), "a")
         self.msglog = open(os.path.join(args.dir, "messages.jsonl"), "a")
 
-    def log_cmd(self, conn, line):
+    def log_cmd(self, conn, line, ahead=False):
         with self.lock:
-            self.cmdlog.write(json.dumps({"conn": conn, "line": line.decode("latin-1")}) + "\n")
+            self.cmdlog.write(json.dumps({"conn": conn, "line": line.decode("latin-1"),
+                                          "ahead": ahead}) + "\n")
             self.cmdlog.flush()
 
     def log_msg(self, rec):
@@ -152,7 +154,7 @@ class Handler(socketserver.BaseRequestHandler):
         self.reset()
         while True:
             line = self.readline()
-            st.log_cmd(self.conn, line)
+            st.log_cmd(self.conn, line, ahead=bool(self.buf))
             if not line.endswith(b"\r\n"):
                 self.send(b"500 5.5.2 bare LF in command\r\n")
                 continue
@@ -247,7 +249,15 @@ class Handler(socketserver.BaseRequestHandler):
                 raise Drop()
             self.send(code_reply(what[:3], "rcpt"))
             return
-        if lp.startswith("fault-"):
+        if lp.startswith("fault-again-"):       # accepted once, CODE later
+            st = self.server.state
+            with st.lock:
+                again = addr in st.dropped
+                st.dropped.add(addr)
+            if again:
+                self.send(code_reply(lp[12:15], "rcpt"))
+                return
+        elif lp.startswith("fault-"):
             self.faults.add(lp[6:])
         self.rcpts.append((addr, params))
         self.send(b"250 2.1.5 Ok\r\n")
