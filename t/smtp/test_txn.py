@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""t/smtp/test_txn.py - a transaction stays whole when the backend misbehaves.
+
+The daemon in front of the capture backend (backend.py) with fault
+injection: a backend connection lost inside a transaction is never replaced
+by one that knows nothing of it (VRFY/ETRN in between answer 451, the final
+dot replays the envelope); XCLIENT never goes into an open backend
+transaction; a backend 3xx to MAIL, RCPT or the final dot is never relayed;
+a recipient the client holds a 250 for and the backend refuses on an
+envelope replay fails the message (4xx), and the replay is not pipelined to
+a backend without PIPELINING; the summary line tells a backend refusal.
+"""
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smtptest as T
+from smtptest import eq, check
+
+R = T.Runner("txn")
+P = T.Procs()
+WORK = tempfile.mkdtemp(prefix="smtp-txn-")
+
+
+def tp_block(name, rules=(), mods=()):
+    r = ", ".join('"%s"' % x for x in rules)
+    m = ", ".join('"%s"' % x for x in mods)
+    return 'plugin %s { path = "%s" mark = "%s" %s %s }\n' % (
+        name, T.tp_path(), name, "rules = { %s }" % r if rules else "",
+        "mods = { %s }" % m if mods else "")
+
+
+RULES = ["vrfy@relay:accept", "unknown@ETRN example.com:accept"]
+BX = T.Backend(P, WORK, "--xclient")
+DX = T.Daemon(P, WORK, BX.port, smtp_extra="xclient = yes", plugins=tp_block("tp", RULES))
+# a backend without PIPELINING, and a plugin that adds a recipient (an envelope replay)
+BN = T.Backend(P, WORK, "--caps", "8BITMIME ENHANCEDSTATUSCODES SIZE=104857600")
+DN = T.Daemon(P, WORK, BN.port, plugins=tp_block("tp", mods=["addrcpt:added@example.com"]))
+
+
+def msgs_to(be, addr):
+    return [m for m in be.messages() if addr in m["rcpts"]]
+
+
+def t_lost_then_vrfy():
+    """MAIL, RCPT, the backend drops, VRFY (accepted by a plugin) twice, RCPT,
+    DATA: no new connection serves VRFY or RCPT inside the transaction, and
+    the message reaches the backend over a replayed envelope (never a 5xx)."""
+    c, _ = T.greet(DX.port)
+    eq(c.cmd("MAIL FROM:<a@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<fault-once-drop-after-rcpt@example.com>")[0], 250, "RCPT, then the drop")
+    time.sleep(0.1)
+    for i in range(2):
+        eq(c.cmd("VRFY relay")[1][0][:9], "451 4.4.2", "VRFY %d in the broken transaction" % i)
+    eq(c.cmd("ETRN example.com")[1][0][:9], "451 4.4.2", "ETRN in the broken transaction")
+    eq(c.cmd("RCPT TO:<late-v@example.com>")[1][0][:9], "451 4.4.2", "RCPT after the loss")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    c.send("Subject: lost then vrfy\r\n\r\nbody\r\n.\r\n")
+    code, l = c.reply()
+    eq(code, 250, "delivered over a replayed envelope: %r" % l)
+    got = msgs_to(BX, "fault-once-drop-after-rcpt@example.com")
+    eq(len(got), 1, "once")
+    eq(got[0]["rcpts"], ["fault-once-drop-after-rcpt@example.com"], "envelope")
+    eq(c.cmd("VRFY relay")[0], 250, "VRFY after the transaction goes to the backend again")
+    c.close()
+
+
+def t_xclient_after_rset():
+    """MAIL, RCPT, RSET, EHLO with a new name, MAIL: the backend transaction
+    left open by the lazy RSET is ended before XCLIENT (Postfix: 503)."""
+    c, _ = T.greet(DX.port, "first.test")
+    eq(c.cmd("MAIL FROM:<x1@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<xr1@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("RSET")[0], 250, "RSET")
+    eq(c.cmd("EHLO second.test")[0], 250, "EHLO again")
+    eq(c.cmd("MAIL FROM:<x2@example.com>")[1][0][:3], "250", "MAIL after the new identity")
+    eq(c.cmd("RCPT TO:<xr2@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    c.send("Subject: xclient\r\n\r\nbody\r\n.\r\n")
+    eq(c.reply()[0], 250, "delivered")
+    c.close()
+    conn = msgs_to(BX, "xr2@example.com")[-1]["conn"]
+    lines = [x["line"].rstrip("\r\n") for x in BX.commands() if x["conn"] == conn]
+    i = max(k for k, l in enumerate(lines) if l.startswith("XCLIENT") and "second.test" in l)
+    check(lines[i - 1] == "RSET", "RSET right before XCLIENT: %r" % lines[:i + 1])
+
+
+def t_backend_3xx():
+    """A backend 3xx to MAIL, RCPT or the final dot reaches the client as 451 4.3.0."""
+    c, _ = T.greet(DX.port)
+    eq(c.cmd("MAIL FROM:<fault-mail-354@example.com>")[1][0][:9], "451 4.3.0", "3xx to MAIL")
+    eq(c.cmd("MAIL FROM:<a@example.com>")[0], 250, "MAIL again")
+    eq(c.cmd("RCPT TO:<fault-rcpt-334@example.com>")[1][0][:9], "451 4.3.0", "3xx to RCPT")
+    c.close()
+    c, _ = T.greet(DX.port)
+    eq(c.cmd("MAIL FROM:<a@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<fault-dot-354@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    c.send("Subject: 3xx\r\n\r\nbody\r\n.\r\n")
+    eq(c.reply()[1][0][:9], "451 4.3.0", "3xx to the final dot")
+    eq(c.cmd("NOOP")[0], 250, "session goes on")
+    c.close()
+
+
+def t_summary_verdict():
+    """The per-message line says what the backend did with the message."""
+    c, _ = T.greet(DX.port)
+    eq(c.cmd("MAIL FROM:<sum@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<fault-dot-550@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    c.send("Subject: refused\r\n\r\nbody\r\n.\r\n")
+    eq(c.reply()[0], 550, "backend refused the message")
+    c.close()
+    line = T.wait_for(lambda: [l for l in DX.log().splitlines()
+                               if "from=<sum@example.com>" in l], what="summary line")[0]
+    check("verdict=reject backend=550" in line, "summary: %s" % line)
+
+
+def t_replay_refuses_original():
+    """A plugin adds a recipient, so the envelope is replayed at the end of
+    message; the backend now refuses a recipient the client holds a 250 for:
+    the message fails with a 4xx and nothing is delivered without it."""
+    c, _ = T.greet(DN.port)
+    eq(c.cmd("MAIL FROM:<r@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<fault-again-451-r@example.com>")[0], 250, "RCPT (accepted the first time)")
+    eq(c.cmd("RCPT TO:<keep-r@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    c.send("Subject: replay\r\n\r\nbody\r\n.\r\n")
+    code, l = c.reply()
+    eq(l[0][:5], "451 4", "a refused original recipient fails the message: %r" % l)
+    eq(msgs_to(BN, "keep-r@example.com"), [], "nothing delivered without it")
+    c.close()
+
+
+def t_replay_not_pipelined():
+    """Without backend PIPELINING the replay waits for each reply."""
+    c, _ = T.greet(DN.port)
+    eq(c.cmd("MAIL FROM:<p@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<np1@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("RCPT TO:<np2@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    c.send("Subject: nopipe\r\n\r\nbody\r\n.\r\n")
+    eq(c.reply()[0], 250, "delivered")
+    c.close()
+    m = msgs_to(BN, "np1@example.com")[-1]
+    eq(m["rcpts"], ["np1@example.com", "np2@example.com", "added@example.com"], "replayed envelope")
+    ahead = [x["line"] for x in BN.commands() if x["conn"] == m["conn"] and x.get("ahead")]
+    eq(ahead, [], "commands sent before the last reply came")
+
+
+for name, fn in [("backend lost, then VRFY/ETRN/RCPT", t_lost_then_vrfy),
+                 ("RSET before XCLIENT", t_xclient_after_rset),
+                 ("backend 3xx", t_backend_3xx),
+                 ("summary verdict", t_summary_verdict),
+                 ("replay refuses an original recipient", t_replay_refuses_original),
+                 ("replay without PIPELINING", t_replay_not_pipelined)]:
+    R.case(name, fn)
+R.finish()
