@@ -262,7 +262,7 @@ static void mi_put(struct smtp_sess *ss, const char *p, size_t n)
         return;
     }
     if (m->llen + n > sizeof(m->line)) {
-        mi_fail(m, 500, "5.5.6", "Message line too long");
+        mi_fail(m, 500, "5.5.2", "Message line too long");
         return;
     }
     memcpy(m->line + m->llen, p, n);
@@ -276,7 +276,7 @@ static void mi_eol(struct smtp_sess *ss)
 
     m->size += 2;
     if (m->linelen > SMTP_TEXT_MAX - 2)
-        mi_fail(m, 500, "5.5.6", "Message line too long");
+        mi_fail(m, 500, "5.5.2", "Message line too long");
     m->linelen = 0;
     if (m->failed)
         return;
