@@ -53,6 +53,13 @@ t_cleanup() {
 trap t_cleanup EXIT
 trap 'exit 130' INT TERM
 
+# running PID - the process runs (an exited child not yet reaped is a
+# zombie: kill -0 would still succeed on it).
+running() {
+    [ -r "/proc/$1/stat" ] || return 1
+    ! sed 's/^.*) //' "/proc/$1/stat" | grep -q '^[ZX]'
+}
+
 # stop_pid PID - TERM, wait up to 10 s, then KILL.
 stop_pid() {
     kill "$1" 2>/dev/null || return 0

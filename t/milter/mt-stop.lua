@@ -8,8 +8,15 @@
 dofile(LIB)
 clearlog()
 
+-- alive() - the daemon still runs (an exited one may linger as a zombie
+-- until the shell that started it reaps it: that counts as gone)
 local function alive()
-    return os.execute("kill -0 " .. PID .. " 2>/dev/null") == true
+    local f = io.open("/proc/" .. PID .. "/stat", "r")
+    if f == nil then return false end
+    local stat = f:read("a")
+    f:close()
+    local state = string.match(stat, "%) (%a)")
+    return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
 local c = open()
