@@ -4,8 +4,8 @@
  *   submilter [-c FILE] [-f] [-t] [-d] [-V]
  *
  * Start-up: load and check the configuration (every plugin loaded and
- * initialised), publish it, bind the front-ends' sockets, drop privileges,
- * detach (unless -f), start serving. Signals: SIGUSR1 reloads (and SIGHUP
+ * initialised), publish it, bind the front-ends' sockets, detach (unless
+ * -f), write the pid file, drop privileges, start serving. Signals: SIGUSR1 reloads (and SIGHUP
  * too when no milter front-end runs: libmilter's own signal thread takes
  * SIGHUP as "stop", see MILTER-NOTES.md); a bad new configuration is logged
  * and the running one kept. SIGTERM/SIGINT stop accepting and drain live
@@ -332,10 +332,10 @@ int main(int argc, char **argv)
         log_fatal("smtp front-end: cannot listen");
     if (cfg->milter != NULL && milter_frontend_init(cfg) < 0)
         log_fatal("milter front-end: cannot listen");
-    drop_privileges(&cfg->root);
     if (!opt.foreground)
         detach();
-    write_pid_file(cfg->root.pid_file);
+    write_pid_file(cfg->root.pid_file);       /* as root, in a root-owned folder */
+    drop_privileges(&cfg->root);
     serve(cfg, opt.file);
     if (*cfg->root.pid_file != '\0')
         unlink(cfg->root.pid_file);

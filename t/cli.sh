@@ -84,5 +84,25 @@ wait "$pid" 2>/dev/null; rc=$?
 check "exit status 0 after SIGTERM" '[ $rc -eq 0 ]'
 pid=""
 
+# privileges are dropped after binding (only as root: CI runs as root)
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+    cat > "$tmp/user.conf" <<CONF
+plugin_dir = "$SUBM_TEST_PLUGIN_DIR"
+user = nobody
+pid_file = "$tmp/submilter.pid"
+smtp { listen = { "127.0.0.1:$port" }  backend = "127.0.0.1:9" }
+CONF
+    chmod 755 "$tmp"
+    "$SUBMILTER" -f -c "$tmp/user.conf" > "$tmp/ulog" 2>&1 &
+    pid=$!
+    i=0; while [ $i -lt 50 ] && ! grep -q "started" "$tmp/ulog"; do sleep 0.1; i=$((i + 1)); done
+    uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    check "user = nobody: running as nobody after binding" '[ "$uid" = "$(id -u nobody)" ]'
+    check "pid_file written" '[ "$(cat "$tmp/submilter.pid" 2>/dev/null)" = "$pid" ]'
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null; pid=""
+else
+    echo "ok - privilege drop # SKIP not root"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
