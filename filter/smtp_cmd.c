@@ -192,6 +192,10 @@ static int mail_params(struct smtp_sess *ss, subm_param_t *p, size_t n)
     size_t i;
 
     ss->body_8bit = ss->smtputf8 = 0;
+    if (n > 0 && !ss->s->esmtp) {       /* RFC 1869: extensions need EHLO */
+        smtp_reply(ss, 555, "5.5.4", "MAIL parameters need EHLO");
+        return -1;
+    }
     for (i = 0; i < n; i++) {
         const char *name = p[i].name, *v = p[i].value;
 
@@ -539,7 +543,8 @@ void smtp_cmd_data(struct smtp_sess *ss, const char *arg)
     smtp_deliver(ss);
 }
 
-/* bdat_take - read n octets of a chunk, into the message if keep; 0, or
+/* bdat_take - read n octets of a chunk, into the message if keep (else
+ * skip them, so that a refused chunk is never read as commands); 0, or
  * -1 (client gone or too slow). */
 static int bdat_take(struct smtp_sess *ss, unsigned long long n, int keep)
 {
@@ -593,7 +598,11 @@ void smtp_cmd_bdat(struct smtp_sess *ss, const char *arg)
         ss->quit = 1;
         return;
     }
-    ok = data_ready(ss) == 0;
+    if (ss->helo_seen && !ss->s->esmtp) {    /* RFC 3030: CHUNKING needs EHLO */
+        smtp_reply(ss, 503, "5.5.1", "Error: BDAT needs EHLO");
+        ok = 0;
+    } else
+        ok = data_ready(ss) == 0;
     if (!ok) {
         if (bdat_take(ss, n, 0) < 0)
             ss->quit = 1;

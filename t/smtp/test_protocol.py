@@ -87,6 +87,18 @@ def t_helo():
     eq(c.reply()[0], 220, "banner")
     code, lines = c.cmd("HELO client.test")
     eq((code, lines), (250, ["250 mx.test"]), "HELO")
+    # RFC 1869/1870/3030: no ESMTP parameters and no BDAT after a plain HELO
+    for param in ("SIZE=100", "BODY=8BITMIME", "AUTH=<>"):
+        eq(c.cmd("MAIL FROM:<a@example.com> " + param)[1][0][:9], "555 5.5.4", "HELO: MAIL " + param)
+    eq(c.cmd("MAIL FROM:<a@example.com>")[0], 250, "HELO: MAIL")
+    eq(c.cmd("RCPT TO:<helo-bdat@example.com>")[0], 250, "HELO: RCPT")
+    c.send("BDAT 4 LAST\r\n")
+    time.sleep(0.2)                     # no pipelining after HELO
+    c.send("abcd")
+    eq(c.reply()[1][0][:9], "503 5.5.1", "HELO: BDAT")
+    eq(c.cmd("NOOP")[0], 250, "the chunk was skipped, not read as commands")
+    eq(msgs_to("helo-bdat@example.com"), [], "nothing delivered")
+    eq(c.cmd("RSET")[0], 250, "RSET")
     eq(c.cmd("EHLO bad\x01name")[0], 501, "control char in EHLO")
     eq(c.cmd("EHLO " + "a" * 300)[0], 501, "huge EHLO name")
     eq(c.cmd("EHLO")[0], 501, "EHLO without name")
