@@ -242,7 +242,11 @@ static int mail_params(struct smtp_sess *ss, subm_param_t *p, size_t n)
                 return -1;
             }
         } else if (strcasecmp(name, "AUTH") == 0) {
-            continue;                   /* untrusted: treated as AUTH=<> */
+            if (v == NULL || strlen(v) > 500 || (strcmp(v, "<>") != 0 && !smtp_xtext_ok(v))) {
+                smtp_reply(ss, 501, "5.5.4", "Bad AUTH parameter");
+                return -1;
+            }
+            p[i].value = "<>";          /* RFC 4954 5: untrusted, so AUTH=<> */
         } else {
             smtp_reply(ss, 555, "5.5.4", "Unsupported option: %.40s", name);
             return -1;

@@ -167,6 +167,10 @@ def t_params():
     eq(l[0][:9], "553 5.6.7", "UTF-8 without SMTPUTF8")
     code, l = c.cmd("MAIL FROM:<a@example.com> FOO=1")
     eq(l[0][:9], "555 5.5.4", "unknown parameter")
+    for bad in ("AUTH", "AUTH=a+0Db", "AUTH=a+zz", "AUTH=" + "x" * 600):
+        eq(c.cmd("MAIL FROM:<a@example.com> " + bad)[1][0][:9], "501 5.5.4", "MAIL " + bad[:20])
+    eq(c.cmd("MAIL FROM:<a@example.com> AUTH=who+40example.com")[0], 250, "MAIL AUTH=xtext")
+    eq(c.cmd("RSET")[0], 250, "RSET")
     eq(c.cmd("MAIL FROM:<a@example.com> RET=HDRS ENVID=QQ+2Bx BODY=8BITMIME SIZE=100 "
              "AUTH=<>")[0], 250, "DSN MAIL")
     eq(c.cmd("RCPT TO:<dsn@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;dsn+40example.com")[0],
