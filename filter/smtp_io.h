@@ -62,7 +62,7 @@ int  sio_fill(struct sio *io, long timeout_ms, int use_stop);
 int  sio_getline(struct sio *io, size_t max, const char **line_r,
                  size_t *len_r, int *toolong_r);
 
-/* sio_readable_now - bytes buffered or waiting on the socket (no wait). */
+/* sio_pending_input - bytes buffered or waiting on the socket (no wait). */
 int  sio_pending_input(struct sio *io);
 
 void sio_put(struct sio *io, const void *p, size_t n);

@@ -117,7 +117,7 @@ void smtp_cmd_unknown(struct smtp_sess *ss, const char *verb, const char *line);
  * *params_r point into arg (modified in place). */
 int  smtp_parse_path(char *arg, int allow_null, int allow_postmaster,
                      int utf8, char **addr_r, char **params_r);
-/* xtext_ok - RFC 3461 xtext whose decoding has no CR, LF or NUL. */
+/* smtp_xtext_ok - RFC 3461 xtext whose decoding has no CR, LF or NUL. */
 int  smtp_xtext_ok(const char *v);
 
 /* Message reading (smtp_data.c). */
