@@ -116,7 +116,8 @@ static int helo_name_ok(const char *n)
     return 1;
 }
 
-/* ehlo_caps - what to advertise: the backend's, or a safe guess. */
+/* ehlo_caps - what to advertise: the backend's (a connection opened to
+ * learn them goes back to the pool at once), or a safe guess. */
 static unsigned ehlo_caps(struct smtp_sess *ss, uint64_t *bsize)
 {
     struct relay_caps caps;
@@ -124,11 +125,14 @@ static unsigned ehlo_caps(struct smtp_sess *ss, uint64_t *bsize)
 
     *bsize = 0;
     if (!relay_caps_cached(ss->conf->backend, &caps)) {
-        if (ss->relay == NULL)
-            ss->relay = relay_open(ss->conf, ss->hostname, ss->s->id, &rep);
-        if (ss->relay == NULL)
+        struct relay *r = ss->relay;
+        if (r == NULL)
+            r = relay_open(ss->conf, ss->hostname, ss->s->id, &rep);
+        if (r == NULL)
             return RELAY_8BITMIME;
-        caps = ss->relay->caps;
+        caps = r->caps;
+        if (r != ss->relay)             /* opened for its EHLO reply only: */
+            relay_close(&r, 1);         /* an idle session holds none */
     }
     *bsize = caps.size;
     return caps.flags & (RELAY_8BITMIME | RELAY_DSN | RELAY_SMTPUTF8);

@@ -8,7 +8,8 @@ dot replays the envelope); XCLIENT never goes into an open backend
 transaction; a backend 3xx to MAIL, RCPT or the final dot is never relayed;
 a recipient the client holds a 250 for and the backend refuses on an
 envelope replay fails the message (4xx), and the replay is not pipelined to
-a backend without PIPELINING; the summary line tells a backend refusal.
+a backend without PIPELINING; the summary line tells a backend refusal; an
+idle session holds no backend connection.
 """
 import os
 import sys
@@ -38,6 +39,11 @@ DX = T.Daemon(P, WORK, BX.port, smtp_extra="xclient = yes", plugins=tp_block("tp
 # a backend without PIPELINING, and a plugin that adds a recipient (an envelope replay)
 BN = T.Backend(P, WORK, "--caps", "8BITMIME ENHANCEDSTATUSCODES SIZE=104857600")
 DN = T.Daemon(P, WORK, BN.port, plugins=tp_block("tp", mods=["addrcpt:added@example.com"]))
+
+
+# a daemon whose capability cache is still empty
+BC = T.Backend(P, WORK)
+DC = T.Daemon(P, WORK, BC.port)
 
 
 def msgs_to(be, addr):
@@ -150,7 +156,28 @@ def t_replay_not_pipelined():
     eq(ahead, [], "commands sent before the last reply came")
 
 
-for name, fn in [("backend lost, then VRFY/ETRN/RCPT", t_lost_then_vrfy),
+def t_ehlo_no_held_relay():
+    """The first EHLO opens a backend connection to learn its capabilities;
+    that connection goes to the pool, not to the idle session: the next
+    session's message travels over it."""
+    a, _ = T.greet(DC.port, "idle.test")
+    T.wait_for(lambda: BC.commands(), what="the EHLO's backend connection")
+    first = BC.commands()[0]["conn"]
+    b, _ = T.greet(DC.port, "busy.test")
+    eq(b.cmd("MAIL FROM:<e@example.com>")[0], 250, "MAIL")
+    eq(b.cmd("RCPT TO:<ehlo-pool@example.com>")[0], 250, "RCPT")
+    eq(b.cmd("DATA")[0], 354, "DATA")
+    b.send("Subject: pool\r\n\r\nbody\r\n.\r\n")
+    eq(b.reply()[0], 250, "delivered")
+    eq(msgs_to(BC, "ehlo-pool@example.com")[-1]["conn"], first,
+       "message over the connection the first EHLO opened")
+    eq(a.cmd("NOOP")[0], 250, "the idle session is still fine")
+    a.close()
+    b.close()
+
+
+for name, fn in [("EHLO holds no backend connection", t_ehlo_no_held_relay),
+                 ("backend lost, then VRFY/ETRN/RCPT", t_lost_then_vrfy),
                  ("RSET before XCLIENT", t_xclient_after_rset),
                  ("backend 3xx", t_backend_3xx),
                  ("summary verdict", t_summary_verdict),
