@@ -10,7 +10,8 @@ const subm_option_t milter_options[] = {
       "libmilter socket: inet:PORT@ADDR, inet6:PORT@ADDR or unix:PATH" },
     { "timeout", SUBM_OPT_TIME, "5m", O(timeout), 1000, 86400000, NULL,
       "libmilter's I/O timeout towards the MTA" },
-    { "backlog", SUBM_OPT_INT, "128", O(backlog), 1, 65535, NULL, NULL },
+    { "backlog", SUBM_OPT_INT, "128", O(backlog), 1, 65535, NULL,
+      "listen backlog of the milter socket" },
     { "macros", SUBM_OPT_LIST, NULL, O(macros), 0, 0, NULL,
       "more MTA macros for plugins' subm_macro(), e.g. { \"{if_addr}\", \"{daemon_name}\" }; "
       "asked for at connect, MAIL, RCPT and end of message" },
