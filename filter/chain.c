@@ -246,9 +246,17 @@ static void log_verdict(const struct session *s, const struct chain_link *l,
         log_debug("%s: %s: %s: accept", s->id, l->name, stage_names[stage]);
         return;
     }
-    if (r->code != 0)
+    if (r->code != 0) {
+        char one_line[REPLY_TEXT_MAX];
+        size_t i;
+
+        /* a multi-line reply stays one log line */
+        for (i = 0; r->text[i] != '\0' && i < sizeof(one_line) - 1; i++)
+            one_line[i] = r->text[i] == '\n' ? '|' : r->text[i];
+        one_line[i] = '\0';
         log_info("%s: %s: %s: %s: %d %s %s", s->id, l->name, stage_names[stage],
-                 verdict_name(v), r->code, r->ecode, r->text);
+                 verdict_name(v), r->code, r->ecode, one_line);
+    }
     else
         log_info("%s: %s: %s: %s", s->id, l->name, stage_names[stage], verdict_name(v));
 }

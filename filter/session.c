@@ -27,10 +27,20 @@
 #define SESSION_POOL_CHUNK 2048
 #define TXN_POOL_CHUNK     8192
 
+/* A reusable buffer for one session fact (see fact_set). */
+struct fact_slot {
+    char   *buf;
+    size_t  cap;
+};
+
+enum { FACT_HELO, FACT_TLS_VERSION, FACT_TLS_CIPHER, FACT_TLS_PEER,
+       FACT_AUTH_LOGIN, FACT_AUTH_MECH, FACT_AUTH_AUTHOR, FACT_COUNT };
+
 struct session_private {
-    struct session  pub;
-    struct pool    *txn_pool;
-    struct spool   *spool;
+    struct session   pub;
+    struct pool     *txn_pool;
+    struct spool    *spool;
+    struct fact_slot facts[FACT_COUNT];
 };
 
 static atomic_uint session_counter;
@@ -154,10 +164,32 @@ void session_set_client_text(struct session *s, const char *addr, int port,
     s->client_name = pool_strdup(s->pool, name && *name ? name : "unknown");
 }
 
+/*
+ * fact_set - store a session fact in its own slot, reusing the slot's memory
+ * when the new value fits: a client may repeat HELO (or an MTA resend its
+ * macros) any number of times without the session pool growing each time.
+ */
+static char *fact_set(struct session *s, struct fact_slot *slot, const char *v)
+{
+    size_t len;
+
+    if (v == NULL)
+        return NULL;
+    len = strlen(v) + 1;
+    if (len > slot->cap) {
+        slot->cap = len < 64 ? 64 : len * 2;
+        slot->buf = pool_alloc(s->pool, slot->cap);
+    }
+    memcpy(slot->buf, v, len);
+    return slot->buf;
+}
+
 /* session_set_helo - the HELO/EHLO name. */
 void session_set_helo(struct session *s, const char *name, int esmtp)
 {
-    s->helo = pool_strdup(s->pool, name);
+    struct session_private *sp = (struct session_private *)s;
+
+    s->helo = fact_set(s, &sp->facts[FACT_HELO], name);
     s->esmtp = esmtp;
 }
 
@@ -165,18 +197,22 @@ void session_set_helo(struct session *s, const char *name, int esmtp)
 void session_set_tls(struct session *s, const char *version,
                      const char *cipher, const char *peer)
 {
-    s->tls_version = pool_strdup(s->pool, version);
-    s->tls_cipher = pool_strdup(s->pool, cipher);
-    s->tls_peer = pool_strdup(s->pool, peer);
+    struct session_private *sp = (struct session_private *)s;
+
+    s->tls_version = fact_set(s, &sp->facts[FACT_TLS_VERSION], version);
+    s->tls_cipher = fact_set(s, &sp->facts[FACT_TLS_CIPHER], cipher);
+    s->tls_peer = fact_set(s, &sp->facts[FACT_TLS_PEER], peer);
 }
 
 /* session_set_auth - the authenticated identity. */
 void session_set_auth(struct session *s, const char *login,
                       const char *mech, const char *author)
 {
-    s->auth_login = pool_strdup(s->pool, login);
-    s->auth_mech = pool_strdup(s->pool, mech);
-    s->auth_author = pool_strdup(s->pool, author);
+    struct session_private *sp = (struct session_private *)s;
+
+    s->auth_login = fact_set(s, &sp->facts[FACT_AUTH_LOGIN], login);
+    s->auth_mech = fact_set(s, &sp->facts[FACT_AUTH_MECH], mech);
+    s->auth_author = fact_set(s, &sp->facts[FACT_AUTH_AUTHOR], author);
 }
 
 /* session_reset_identity - forget what the client said before STARTTLS. */

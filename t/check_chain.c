@@ -12,6 +12,7 @@
 
 #include "chain.h"
 #include "mods.h"
+#include "pool.h"
 #include "session.h"
 #include "spool.h"
 #include "subm_test.h"
@@ -280,6 +281,25 @@ START_TEST(test_header_with_nul_kept_by_length)
 }
 END_TEST
 
+START_TEST(test_repeated_helo_bounded)
+{
+    struct st_host *h = st_host_new("plugin example { }");
+    size_t before, i;
+
+    st_helo(h, "first.example", 1);
+    st_auth(h, "alice", "PLAIN");
+    before = pool_used(st_session(h)->pool);
+    for (i = 0; i < 10000; i++) {
+        st_helo(h, i % 2 ? "client.example.com" : "c.example", 1);
+        st_auth(h, "alice", "LOGIN");
+    }
+    ck_assert_str_eq(st_session(h)->helo, "client.example.com");
+    ck_assert_msg(pool_used(st_session(h)->pool) == before,
+                  "session pool grew from %zu to %zu", before, pool_used(st_session(h)->pool));
+    st_host_free(&h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("chain");
@@ -297,6 +317,7 @@ int main(void)
     tcase_add_test(tc, test_rset_ends_transaction);
     tcase_add_test(tc, test_stages_mask);
     tcase_add_test(tc, test_header_with_nul_kept_by_length);
+    tcase_add_test(tc, test_repeated_helo_bounded);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
