@@ -20,7 +20,7 @@
 #include "smtp_conf.h"
 #include "smtp_session.h"
 
-#define AUTH_LINE_MAX 12288             /* RFC 4954 4: at least 12288 */
+#define AUTH_LINE_MAX (SMTP_AUTH_LINE_MAX - 2)  /* RFC 4954 4: at least 12288 */
 
 /* smtp_auth_offered - AUTH in this session's EHLO? */
 int smtp_auth_offered(const struct smtp_sess *ss)
@@ -75,24 +75,33 @@ static long b64_decode(const char *in, size_t n, char *out, size_t size)
 }
 
 /* auth_read - a client response line, decoded; its length, or -1 after
- * answering (cancelled, too long, bad base64, client gone). */
-static long auth_read(struct smtp_sess *ss, const char *prompt, char *out, size_t size)
+ * answering (cancelled, too long, bad base64, client gone). The whole
+ * exchange shares one deadline: a client trickling octets is dropped too. */
+static long auth_read(struct smtp_sess *ss, const char *prompt, char *out, size_t size,
+                      int64_t deadline)
 {
     const char *line;
     size_t len;
     int rc, toolong;
-    long n;
+    long n, left;
 
     sio_printf(&ss->io, "334 %s\r\n", prompt);
     if (sio_flush(&ss->io, ss->conf->timeout) < 0) {
         ss->quit = 1;
         return -1;
     }
-    while ((rc = sio_getline(&ss->io, AUTH_LINE_MAX + 2, &line, &len, &toolong)) == SIO_MORE)
-        if (sio_fill(&ss->io, ss->conf->timeout, 0) <= 0) {
-            ss->quit = 1;
-            return -1;
+    while ((rc = sio_getline(&ss->io, AUTH_LINE_MAX + 2, &line, &len, &toolong)) == SIO_MORE) {
+        left = (long)(deadline - monotonic_ms());
+        rc = left > 0 ? sio_fill(&ss->io, left, 0) : SIO_TIMEOUT;
+        if (rc > 0)
+            continue;
+        if (rc == SIO_TIMEOUT) {
+            log_info("%s: timeout in AUTH from %s", ss->s->id, ss->s->client_addr);
+            smtp_reply(ss, 421, "4.4.2", "%s Error: timeout exceeded", ss->hostname);
         }
+        ss->quit = 1;
+        return -1;
+    }
     if (toolong) {
         smtp_reply(ss, 500, "5.5.6", "Authentication exchange line is too long");
         return -1;
@@ -123,12 +132,22 @@ static long initial(struct smtp_sess *ss, const char *ir, char *out, size_t size
     return n;
 }
 
+/* user_ok - a user name fit for logs and plugins: no control characters. */
+static int user_ok(const char *u)
+{
+    for (; *u; u++)
+        if ((unsigned char)*u < 0x20 || *u == 0x7f)
+            return 0;
+    return 1;
+}
+
 /* sasl_plain - "authzid NUL authcid NUL passwd" into user and pass. */
 static int sasl_plain(struct smtp_sess *ss, const char *ir, char *user, char *pass,
-                      size_t size)
+                      size_t size, int64_t deadline)
 {
-    char buf[1024];
-    long n = ir ? initial(ss, ir, buf, sizeof(buf)) : auth_read(ss, "", buf, sizeof(buf));
+    char buf[AUTH_LINE_MAX / 4 * 3 + 4];   /* any response that fits a line */
+    long n = ir ? initial(ss, ir, buf, sizeof(buf)) :
+             auth_read(ss, "", buf, sizeof(buf), deadline);
     const char *authz = buf, *authc, *pw;
 
     if (n < 0)
@@ -140,6 +159,10 @@ static int sasl_plain(struct smtp_sess *ss, const char *ir, char *user, char *pa
         smtp_reply(ss, 501, "5.5.2", "Malformed PLAIN response");
         return -1;
     }
+    if (!user_ok(authc + 1)) {
+        smtp_reply(ss, 501, "5.5.2", "Malformed user name");
+        return -1;
+    }
     snprintf(user, size, "%s", authc + 1);
     snprintf(pass, size, "%s", pw + 1);
     return 0;
@@ -147,13 +170,14 @@ static int sasl_plain(struct smtp_sess *ss, const char *ir, char *user, char *pa
 
 /* sasl_login - the LOGIN mechanism: user, then password. */
 static int sasl_login(struct smtp_sess *ss, const char *ir, char *user, char *pass,
-                      size_t size)
+                      size_t size, int64_t deadline)
 {
-    long n = ir ? initial(ss, ir, user, size) : auth_read(ss, "VXNlcm5hbWU6", user, size);
+    long n = ir ? initial(ss, ir, user, size) :
+             auth_read(ss, "VXNlcm5hbWU6", user, size, deadline);
 
-    if (n < 0 || (size_t)n != strlen(user))
+    if (n < 0 || (size_t)n != strlen(user) || !user_ok(user))
         return n < 0 ? -1 : (smtp_reply(ss, 501, "5.5.2", "Malformed user name"), -1);
-    n = auth_read(ss, "UGFzc3dvcmQ6", pass, size);
+    n = auth_read(ss, "UGFzc3dvcmQ6", pass, size, deadline);
     if (n < 0 || (size_t)n != strlen(pass))
         return n < 0 ? -1 : (smtp_reply(ss, 501, "5.5.2", "Malformed password"), -1);
     return 0;
@@ -187,6 +211,7 @@ void smtp_cmd_auth(struct smtp_sess *ss, const char *arg)
     const char *ir;
     size_t ml = strcspn(arg, " ");
     int rc;
+    int64_t deadline;
 
     if (ss->conf->auth == NULL || *ss->conf->auth == '\0') {
         smtp_reply(ss, 502, "5.5.1", "Error: command not implemented");
@@ -217,10 +242,11 @@ void smtp_cmd_auth(struct smtp_sess *ss, const char *arg)
     ir = arg[ml] ? arg + ml + 1 + strspn(arg + ml + 1, " ") : NULL;
     if (ir != NULL && *ir == '\0')
         ir = NULL;
+    deadline = monotonic_ms() + ss->conf->timeout;
     if (strcasecmp(mech, "PLAIN") == 0)
-        rc = sasl_plain(ss, ir, user, pass, sizeof(user));
+        rc = sasl_plain(ss, ir, user, pass, sizeof(user), deadline);
     else if (strcasecmp(mech, "LOGIN") == 0)
-        rc = sasl_login(ss, ir, user, pass, sizeof(user));
+        rc = sasl_login(ss, ir, user, pass, sizeof(user), deadline);
     else {
         smtp_reply(ss, 504, "5.5.4", "Unrecognized authentication type");
         return;

@@ -195,6 +195,16 @@ static int word_in(const char *verb, const char *const *list)
     return 0;
 }
 
+/* line_max - the longest command line verb may have, CRLF included. */
+static size_t line_max(const char *verb)
+{
+    if (strcasecmp(verb, "AUTH") == 0)
+        return SMTP_AUTH_LINE_MAX;      /* RFC 4954 4: initial responses */
+    if (strcasecmp(verb, "MAIL") == 0 || strcasecmp(verb, "RCPT") == 0)
+        return SMTP_CMD_MAX_ARGS;
+    return SMTP_CMD_MAX;
+}
+
 /* smtp_command - dispatch one command line (CRLF still there). */
 static void smtp_command(struct smtp_sess *ss, char *line, size_t len)
 {
@@ -224,10 +234,12 @@ static void smtp_command(struct smtp_sess *ss, char *line, size_t len)
     verb[vl] = '\0';
     log_debug("%s: client > %.*s", ss->s->id,
               strcasecmp(verb, "AUTH") == 0 ? (int)vl : (int)len, line);
-    if (len > SMTP_CMD_MAX - 2 && strcasecmp(verb, "MAIL") != 0 &&
-        strcasecmp(verb, "RCPT") != 0) {
+    if (len + 2 > line_max(verb)) {
         smtp_resolve(ss);
-        smtp_reply(ss, 500, "5.5.2", "Line too long");
+        if (strcasecmp(verb, "AUTH") == 0)
+            smtp_reply(ss, 500, "5.5.6", "Authentication exchange line is too long");
+        else
+            smtp_reply(ss, 500, "5.5.2", "Line too long");
         return;
     }
     /* RFC 2920: a client may pipeline only after EHLO said PIPELINING */
@@ -362,7 +374,7 @@ static void smtp_loop(struct smtp_sess *ss)
     int64_t deadline = 0;
 
     while (!ss->quit) {
-        rc = sio_getline(&ss->io, SMTP_CMD_MAX_ARGS, &line, &len, &toolong);
+        rc = sio_getline(&ss->io, SMTP_AUTH_LINE_MAX, &line, &len, &toolong);
         if (rc == SIO_MORE) {
             smtp_resolve(ss);
             if (sio_flush(&ss->io, ss->conf->timeout) < 0)

@@ -29,6 +29,7 @@ struct msgin;
 
 #define SMTP_CMD_MAX      512     /* RFC 5321 4.5.3.1.4 */
 #define SMTP_CMD_MAX_ARGS 2048    /* MAIL/RCPT with parameters */
+#define SMTP_AUTH_LINE_MAX (12288 + 2) /* RFC 4954 4, with CRLF */
 #define SMTP_TEXT_MAX     1000    /* RFC 5321 4.5.3.1.6, with CRLF */
 #define SMTP_IN_BUF       16384
 #define SMTP_OUT_BUF      16384

@@ -251,10 +251,43 @@ service auth {{
     P.stop(d.proc)
 
 
+def t_hostile_names_and_lines():
+    """User names with control characters are refused (they would reach the
+    logs raw); an initial response longer than a 512-octet command line but
+    within RFC 4954's 12288 is read; an AUTH exchange trickled octet by octet
+    ends at the command timeout, not one timeout per octet."""
+    d = T.Daemon(P, WORK, BE.port, smtp_extra='auth = "passwd:%s"\nauth_requires_tls = no\n'
+                 'timeout = 1s' % USERS)
+    c, _ = T.greet(d.port)
+    eq(c.cmd("AUTH PLAIN " + b64("\0ali\x01ce\0secret"))[1][0][:9], "501 5.5.2", "PLAIN user with ^A")
+    eq(c.cmd("AUTH LOGIN " + b64("bad\nname"))[1][0][:9], "501 5.5.2", "LOGIN user with LF")
+    eq(c.cmd("AUTH LOGIN")[0], 334, "LOGIN")
+    eq(c.cmd(b64("esc\x1b[2Jape"))[1][0][:9], "501 5.5.2", "LOGIN user with ESC")
+    code, l = c.cmd("AUTH PLAIN " + b64("alice\0alice\0" + "x" * 420))
+    eq(l[0][:9], "535 5.7.8", "a 580-octet AUTH line is read, not 'line too long'")
+    eq(c.cmd("AUTH PLAIN " + "A" * 12400)[0], 500, "AUTH line over 12288 octets")
+    eq(c.cmd("NOOP")[0], 250, "session goes on")
+    check("\x01" not in d.log() and "\x1b" not in d.log(), "no control characters logged")
+    eq(c.cmd("AUTH PLAIN")[0], 334, "PLAIN, then a trickle")
+    t0 = time.time()
+    try:
+        for ch in b64("\0alice\0secret"):
+            c.send(ch)
+            time.sleep(0.3)
+    except OSError:
+        pass
+    code, l = c.reply()
+    eq(l[0][:9], "421 4.4.2", "trickled AUTH response")
+    check(time.time() - t0 < 2.5, "dropped at the timeout (%.1fs)" % (time.time() - t0))
+    c.close()
+    P.stop(d.proc)
+
+
 CASES = [("no AUTH in clear", t_clear), ("PLAIN, summary, XCLIENT LOGIN", t_plain),
          ("PLAIN/LOGIN exchanges", t_exchanges), ("errors", t_errors), ("timing", t_timing),
          ("AUTH stage", t_stage_reject), ("smtplib and swaks", t_clients),
-         ("auth_requires_tls = no, source down", t_clear_allowed_and_down)]
+         ("auth_requires_tls = no, source down", t_clear_allowed_and_down),
+         ("control characters, long lines, trickling", t_hostile_names_and_lines)]
 if subprocess.run(["which", "dovecot"], capture_output=True).returncode == 0:
     CASES.append(("dovecot auth-client", t_dovecot))
 else:
