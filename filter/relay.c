@@ -45,6 +45,7 @@ static size_t          relay_pool_max = 32;
 static char            cache_backend[256];
 static struct relay_caps cache_caps;
 static int             cache_valid;
+static struct relay    relay_all = { .all_next = &relay_all, .all_prev = &relay_all };
 
 /* breply_set - a reply of our own, "CODE ECODE text". */
 void breply_set(struct breply *rep, int code, const char *ecode,
@@ -430,9 +431,24 @@ int relay_caps_cached(const char *backend, struct relay_caps *caps_r)
     return ok;
 }
 
-/* relay_free - close and free. */
+/* relay_track - enter r in the list of open connections. */
+static void relay_track(struct relay *r)
+{
+    pthread_mutex_lock(&relay_lock);
+    r->all_next = relay_all.all_next;
+    r->all_prev = &relay_all;
+    relay_all.all_next->all_prev = r;
+    relay_all.all_next = r;
+    pthread_mutex_unlock(&relay_lock);
+}
+
+/* relay_free - close and free (out of the list first: its fd is closed). */
 static void relay_free(struct relay *r)
 {
+    pthread_mutex_lock(&relay_lock);
+    r->all_prev->all_next = r->all_next;
+    r->all_next->all_prev = r->all_prev;
+    pthread_mutex_unlock(&relay_lock);
     sio_fini(&r->io);
     free(r->backend);
     free(r);
@@ -512,6 +528,7 @@ struct relay *relay_open(const struct smtp_conf *conf, const char *helo_name,
     }
     r = xcalloc(1, sizeof(*r));
     sio_init(&r->io, fd, RELAY_IN_BUF, RELAY_OUT_BUF);
+    relay_track(r);
     r->io.wtimeout = conf->backend_timeout;
     r->backend = xstrdup(conf->backend);
     r->xclient_mode = conf->xclient;
@@ -595,6 +612,18 @@ void relay_pool_drain(void)
         relay_free(e->r);
         free(e);
     }
+}
+
+/* relay_cut_all - shutdown(2) every open backend socket; see relay.h. */
+void relay_cut_all(void)
+{
+    struct relay *r;
+
+    pthread_mutex_lock(&relay_lock);
+    for (r = relay_all.all_next; r != &relay_all; r = r->all_next)
+        if (r->io.fd >= 0)
+            (void)shutdown(r->io.fd, SHUT_RDWR);
+    pthread_mutex_unlock(&relay_lock);
 }
 
 /* xtext_put - append value as RFC 3461 xtext to buf at *off. */

@@ -5,10 +5,12 @@
  * message as DATA (CRLF line ends only, dot-stuffed, our own terminator).
  *
  * Calls: relay_open, relay_close, relay_cmd, relay_flush, relay_reply,
- * relay_xclient (which ends an open backend transaction first), relay_caps_cached, relay_data_put, relay_data_end,
- * relay_pool_drain. A struct relay belongs to one session at a time; the
- * pool and the capability cache are shared and locked. It does not decide
- * anything: which commands to send is the session's business.
+ * relay_final, relay_xclient (which ends an open backend transaction
+ * first), relay_caps_cached, relay_data_put, relay_data_end,
+ * relay_pool_drain, relay_cut_all. A struct relay belongs to one session
+ * at a time; the pool and the capability cache are shared and locked. It
+ * does not decide anything: which commands to send is the session's
+ * business.
  */
 #ifndef SUBM_RELAY_H
 #define SUBM_RELAY_H
@@ -60,6 +62,7 @@ struct relay {
     int               bol, cr;      /* data encoder state */
     char              sid[16];      /* the session using it, for -d logs */
     int64_t           idle_since;
+    struct relay     *all_next, *all_prev;  /* every open one, for relay_cut_all */
 };
 
 /*
@@ -77,6 +80,10 @@ void relay_close(struct relay **rp, int reuse);
 int  relay_alive(struct relay *r);
 /* relay_pool_drain - close every idle pooled connection (shutdown). */
 void relay_pool_drain(void);
+/* relay_cut_all - shut down the socket of every open connection, so that a
+ * session still waiting on its backend after the shutdown grace ends at
+ * once (with a 451) instead of at its backend timeout. */
+void relay_cut_all(void);
 
 /* relay_caps_cached - the last capabilities seen for backend; 0 if none. */
 int  relay_caps_cached(const char *backend, struct relay_caps *caps_r);

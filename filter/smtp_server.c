@@ -577,6 +577,7 @@ void smtp_frontend_stop(long grace_ms)
         for (l = live_head.next; l != &live_head; l = l->next)
             shutdown(l->fd, SHUT_RDWR);
         pthread_mutex_unlock(&srv_lock);
+        relay_cut_all();                /* and those waiting on the backend */
         (void)wait_idle(5000);
     }
     relay_pool_drain();

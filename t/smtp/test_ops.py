@@ -76,7 +76,31 @@ def t_drain():
     eq(d.proc.returncode, 0, "daemon exit status")
 
 
-for name, fn in [("reload affects new sessions only", t_reload), ("SIGTERM drain", t_drain)]:
+def t_drain_cuts_backend_waits():
+    """A session still waiting on its backend (a slow reply to the final dot)
+    when the shutdown grace runs out is cut like the client sockets: it ends
+    at once, logging its message, and the daemon exits without waiting for
+    the backend timeout."""
+    slow = T.Backend(P, WORK, "--slow", "20")
+    d = T.Daemon(P, WORK, slow.port, root_extra="shutdown_grace = 1s",
+                 smtp_extra="backend_data_timeout = 30s")
+    c, _ = T.greet(d.port)
+    eq(c.cmd("MAIL FROM:<cut@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<fault-dot-slow@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    c.send("Subject: cut\r\n\r\nbody\r\n.\r\n")
+    time.sleep(0.3)
+    t0 = time.time()
+    os.kill(d.proc.pid, signal.SIGTERM)
+    d.proc.wait(15)
+    check(time.time() - t0 < 3.5, "exited %.1fs after SIGTERM (grace 1s)" % (time.time() - t0))
+    check("from=<cut@example.com>" in d.log(), "the session ended and logged its message")
+    c.close()
+    P.stop(slow.proc)
+
+
+for name, fn in [("reload affects new sessions only", t_reload), ("SIGTERM drain", t_drain),
+                 ("SIGTERM cuts backend waits after the grace", t_drain_cuts_backend_waits)]:
     R.case(name, fn)
 P.stop_all()
 R.finish()
