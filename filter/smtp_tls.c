@@ -79,38 +79,55 @@ int smtp_tls_available(void)
     return tls_ctx != NULL;
 }
 
-/* smtp_tls_accept - the handshake, each wait bounded by the deadline. */
-int smtp_tls_accept(struct sio *io, long timeout_ms, char *version, size_t vsize,
-                    char *cipher, size_t csize)
+/* tls_handshake - SSL_accept (server) or SSL_connect on io->fd, each wait
+ * bounded by one deadline; the SSL, or NULL with the reason in why. */
+static SSL *tls_handshake(SSL_CTX *ctx, struct sio *io, long timeout_ms, int server,
+                          char *why, size_t wsize)
 {
     int64_t deadline = monotonic_ms() + timeout_ms;
     struct pollfd pf;
     SSL *ssl;
     int rc, e;
-    char err[256];
 
-    if (tls_ctx == NULL)
-        return -1;
-    ssl = SSL_new(tls_ctx);
+    snprintf(why, wsize, "no TLS context");
+    if (ctx == NULL)
+        return NULL;
+    ssl = SSL_new(ctx);
     if (ssl == NULL || SSL_set_fd(ssl, io->fd) != 1) {
+        (void)tls_error(why, wsize);
         SSL_free(ssl);
-        return -1;
+        return NULL;
     }
     for (;;) {
         ERR_clear_error();
-        rc = SSL_accept(ssl);
+        rc = server ? SSL_accept(ssl) : SSL_connect(ssl);
         if (rc == 1)
-            break;
+            return ssl;
         e = SSL_get_error(ssl, rc);
         pf.fd = io->fd;
         pf.events = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
         if (pf.events == 0 || monotonic_ms() >= deadline ||
             poll(&pf, 1, (int)(deadline - monotonic_ms())) <= 0) {
-            log_info("smtp: TLS handshake failed: %s", pf.events ? "timeout" :
-                     tls_error(err, sizeof(err)));
+            if (pf.events)
+                snprintf(why, wsize, "timeout");
+            else
+                (void)tls_error(why, wsize);
             SSL_free(ssl);
-            return -1;
+            return NULL;
         }
+    }
+}
+
+/* smtp_tls_accept - the handshake as the client's server. */
+int smtp_tls_accept(struct sio *io, long timeout_ms, char *version, size_t vsize,
+                    char *cipher, size_t csize)
+{
+    char why[256];
+    SSL *ssl = tls_handshake(tls_ctx, io, timeout_ms, 1, why, sizeof(why));
+
+    if (ssl == NULL) {
+        log_info("smtp: TLS handshake failed: %s", why);
+        return -1;
     }
     io->ssl = ssl;
     snprintf(version, vsize, "%s", SSL_get_version(ssl));
@@ -121,34 +138,12 @@ int smtp_tls_accept(struct sio *io, long timeout_ms, char *version, size_t vsize
 /* smtp_tls_connect - the handshake as the backend's client. */
 int smtp_tls_connect(struct sio *io, long timeout_ms, const char *sid)
 {
-    int64_t deadline = monotonic_ms() + timeout_ms;
-    struct pollfd pf;
-    SSL *ssl;
-    int rc, e;
-    char err[256];
+    char why[256];
+    SSL *ssl = tls_handshake(tls_client_ctx, io, timeout_ms, 0, why, sizeof(why));
 
-    if (tls_client_ctx == NULL)
+    if (ssl == NULL) {
+        log_warn("%s: TLS to the backend failed: %s", sid, why);
         return -1;
-    ssl = SSL_new(tls_client_ctx);
-    if (ssl == NULL || SSL_set_fd(ssl, io->fd) != 1) {
-        SSL_free(ssl);
-        return -1;
-    }
-    for (;;) {
-        ERR_clear_error();
-        rc = SSL_connect(ssl);
-        if (rc == 1)
-            break;
-        e = SSL_get_error(ssl, rc);
-        pf.fd = io->fd;
-        pf.events = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
-        if (pf.events == 0 || monotonic_ms() >= deadline ||
-            poll(&pf, 1, (int)(deadline - monotonic_ms())) <= 0) {
-            log_warn("%s: TLS to the backend failed: %s", sid, pf.events ? "timeout" :
-                     tls_error(err, sizeof(err)));
-            SSL_free(ssl);
-            return -1;
-        }
     }
     io->ssl = ssl;
     log_debug("%s: TLS to the backend: %s %s", sid, SSL_get_version(ssl),
