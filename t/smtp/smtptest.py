@@ -3,12 +3,12 @@
 Starts the capture backend (backend.py), smtp-sink or a private Postfix and
 the submilter daemon on loopback ports of this suite's range, stops each by
 its PID, and gives raw-socket clients and a tiny case runner whose last line
-is "N passed, M failed". Nothing here talks to anything but 127.0.0.1.
+is "N passed, M failed". Ports, processes, the daemon start and the counter
+are t/testlib.py's; this file adds this suite's port range, configuration,
+backend and client. Nothing here talks to anything but 127.0.0.1.
 """
 import json
 import os
-import random
-import signal
 import socket
 import subprocess
 import sys
@@ -17,68 +17,22 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SUBMILTER = os.environ.get("SUBMILTER", "")
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(HERE, "..", "..")), "t"))
+import testlib  # noqa: E402
+from testlib import Procs  # noqa: E402,F401
+
+SUBMILTER = testlib.SUBMILTER
 PORT_LO, PORT_HI = 20000, 20999
-PY = "/usr/bin/python3"
+PY = testlib.PY
 
 
 def free_port():
     """A loopback port of our range that is free right now."""
-    for _ in range(200):
-        p = random.randint(PORT_LO, PORT_HI)
-        s = socket.socket()
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", p))
-            return p
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free port in %d-%d" % (PORT_LO, PORT_HI))
+    return testlib.free_port(PORT_LO, PORT_HI)
 
 
 def wait_port(port, proc=None, timeout=10.0):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError("process exited with %s" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d not listening" % port)
-
-
-class Procs:
-    """Every process we start, stopped by PID at exit."""
-
-    def __init__(self):
-        self.procs = []
-        import atexit
-        atexit.register(self.stop_all)
-
-    def start(self, argv, **kw):
-        p = subprocess.Popen(argv, **kw)
-        self.procs.append(p)
-        return p
-
-    def stop(self, p, sig=signal.SIGTERM, timeout=10):
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait()
-
-    def stop_all(self):
-        for p in reversed(self.procs):
-            self.stop(p)
+    testlib.wait_port(port, proc, timeout)
 
 
 class Backend:
@@ -107,41 +61,27 @@ class Backend:
             return [json.loads(l) for l in f if l.strip()]
 
 
-class Daemon:
+class Daemon(testlib.Daemon):
     """submilter -f with a configuration of ours; log() is its stderr."""
 
     def __init__(self, procs, workdir, backend_port, smtp_extra="", plugins="",
                  root_extra="", port=None, proxy_port=None, extra_listen=()):
-        self.dir = tempfile.mkdtemp(prefix="sm-", dir=workdir)
-        self.port = port or free_port()
-        self.spool = os.path.join(self.dir, "spool")
+        dir = tempfile.mkdtemp(prefix="sm-", dir=workdir)
+        port = port or free_port()
+        self.spool = os.path.join(dir, "spool")
         os.mkdir(self.spool)
-        self.conf = os.path.join(self.dir, "submilter.conf")
-        with open(self.conf, "w") as f:
-            f.write('hostname = "mx.test"\nspool_dir = "%s"\n' % self.spool)
-            f.write('plugin_dir = "%s"\n' % os.environ.get("SUBM_TEST_PLUGIN_DIR", ""))
-            f.write(root_extra + "\n")
-            extra = ', "127.0.0.1:%d proxy"' % proxy_port if proxy_port else ""
-            extra += "".join(', "%s"' % l for l in extra_listen)
-            f.write('smtp {\n  listen = { "127.0.0.1:%d"%s }\n  backend = "127.0.0.1:%d"\n%s\n}\n'
-                    % (self.port, extra, backend_port, smtp_extra))
-            f.write(plugins + "\n")
-        self.logpath = os.path.join(self.dir, "log")
-        self.logf = open(self.logpath, "w")
-        self.proc = procs.start([SUBMILTER, "-f", "-c", self.conf], stdout=self.logf,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        text = 'hostname = "mx.test"\nspool_dir = "%s"\n' % self.spool
+        text += 'plugin_dir = "%s"\n' % testlib.PLUGIN_DIR
+        text += root_extra + "\n"
+        extra = ', "127.0.0.1:%d proxy"' % proxy_port if proxy_port else ""
+        extra += "".join(', "%s"' % l for l in extra_listen)
+        text += ('smtp {\n  listen = { "127.0.0.1:%d"%s }\n  backend = "127.0.0.1:%d"\n%s\n}\n'
+                 % (port, extra, backend_port, smtp_extra))
+        text += plugins + "\n"
         # ready when it says so: a probe connection would be a session of its
         # own and count against max_sessions for a moment
-        t0 = time.time()
-        ready = "listening on 127.0.0.1:%d" % self.port      # smtp_server.c's line
-        while ready not in self.log():
-            if self.proc.poll() is not None or time.time() - t0 > 10:
-                raise RuntimeError("daemon not started; log:\n%s" % self.log())
-            time.sleep(0.02)
-
-    def log(self):
-        with open(self.logpath, errors="replace") as f:
-            return f.read()
+        super().__init__(procs, dir, text, port=port,
+                         ready="listening on 127.0.0.1:%d" % port)   # smtp_server.c's line
 
 
 def tp_path():
@@ -219,28 +159,26 @@ def greet(port, name="client.test"):
     return c, lines
 
 
-class Runner:
+class Runner(testlib.Counter):
+    """Cases run as functions: an exception (AssertionError included) is a
+    failure; finish() prints "N passed, M failed" and exits."""
+
     def __init__(self, name):
+        super().__init__()
         self.name = name
-        self.passed = 0
-        self.failed = 0
 
     def case(self, label, fn, *args):
         t0 = time.time()
         try:
             fn(*args)
         except Exception as e:
-            self.failed += 1
-            print("FAIL %s: %s" % (label, e))
+            self.check(label + ":", False, str(e))
             traceback.print_exc(limit=3, file=sys.stdout)
         else:
-            self.passed += 1
-            print("ok   %s (%.2fs)" % (label, time.time() - t0))
-        sys.stdout.flush()
+            self.check("%s (%.2fs)" % (label, time.time() - t0), True)
 
     def finish(self):
-        print("%d passed, %d failed" % (self.passed, self.failed))
-        sys.exit(1 if self.failed else 0)
+        sys.exit(testlib.Counter.finish(self))
 
 
 def eq(got, want, what=""):
