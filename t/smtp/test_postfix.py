@@ -10,13 +10,10 @@ header (swaks --proxy-*) the client address 192.0.2.9 reaches Postfix by
 XCLIENT: Postfix logs it and applies its relay policy to it, and that
 refusal comes back verbatim.
 """
-import glob
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smtptest as T
@@ -31,113 +28,23 @@ SINKDIR = os.path.join(WORK, "sink")
 PF_PORT = T.free_port()
 SINK_PORT = T.free_port()
 
-MAIN_CF = """compatibility_level = 3.6
-queue_directory = {pf}/queue
-data_directory = {pf}/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = backend.test
-mydomain = test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = example.com
-relayhost = [127.0.0.1]:{sink}
-smtp_dns_support_level = disabled
-disable_dns_lookups = yes
-smtpd_peername_lookup = no
-smtpd_authorized_xclient_hosts = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtputf8_enable = yes
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-smtpd_tls_cert_file = {pf}/cert.pem
-smtpd_tls_key_file = {pf}/key.pem
-smtpd_tls_security_level = may
-smtpd_tls_loglevel = 1
-maillog_file = {pf}/maillog
-maillog_file_prefixes = {pf}
-"""
-
-MASTER_CF = """127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
-def postfix_start():
-    os.makedirs(os.path.join(PF, "queue"))
-    os.makedirs(os.path.join(PF, "data"))
-    shutil.chown(os.path.join(PF, "data"), "postfix")
-    with open(os.path.join(PF, "main.cf"), "w") as f:
-        f.write(MAIN_CF.format(pf=PF, sink=SINK_PORT))
-    with open(os.path.join(PF, "master.cf"), "w") as f:
-        f.write(MASTER_CF.format(port=PF_PORT))
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=backend.test",
-                    "-keyout", os.path.join(PF, "key.pem"), "-out", os.path.join(PF, "cert.pem")],
-                   check=True, capture_output=True)
-    r = subprocess.run(["postfix", "-c", PF, "start"], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("postfix start: %s %s" % (r.stdout, r.stderr))
-    T.wait_port(PF_PORT)
-
-
-def postfix_stop():
-    pidfile = os.path.join(PF, "queue", "pid", "master.pid")
-    try:
-        pid = int(open(pidfile).read().strip())
-    except (OSError, ValueError):
-        return
-    subprocess.run(["postfix", "-c", PF, "stop"], capture_output=True)
-    for _ in range(50):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, 9)
-
-
-def maillog():
-    try:
-        with open(os.path.join(PF, "maillog"), errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
+PFX = T.testlib.Postfix(PF, PF_PORT, SINK_PORT, tls_cn="backend.test", params={
+    "myhostname": "backend.test",
+    "mydomain": "test",
+    "relay_domains": "example.com",
+    "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
+    "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+    "smtputf8_enable": "yes",
+    "smtpd_tls_loglevel": "1"})
+maillog = PFX.maillog
 
 
 def sunk(pattern, timeout=20):
     def find():
-        for p in glob.glob(os.path.join(SINKDIR, "*")):
-            with open(p, errors="replace") as f:
-                t = f.read()
-            if pattern in t:
-                return t
-        return None
+        m = SINK.find(pattern.encode("latin-1"))
+        if m is None:
+            return None
+        return m.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
     return T.wait_for(find, timeout, "a message with %r at the sink (maillog: %s)" %
                       (pattern, maillog()[-1500:]))
 
@@ -211,20 +118,15 @@ def t_backend_tls():
 
 
 try:
-    os.makedirs(SINKDIR)
-    shutil.chown(SINKDIR, "postfix")
-    SINK = P.start(["smtp-sink", "-u", "postfix", "-d", os.path.join(SINKDIR, "%M%S."),
-                    "127.0.0.1:%d" % SINK_PORT, "50"], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    T.wait_port(SINK_PORT, SINK)
-    postfix_start()
+    SINK = T.testlib.Sink(P, SINKDIR, SINK_PORT, 50)
+    PFX.start()
     PROXY_PORT = T.free_port()
     D = T.Daemon(P, WORK, PF_PORT, smtp_extra="xclient = yes", proxy_port=PROXY_PORT,
                  plugins="plugin example { }")
     os.chmod(D.dir, 0o755)
 except Exception as e:
     print("FAIL setup: %s" % e)
-    postfix_stop()
+    PFX.stop()
     P.stop_all()
     print("0 passed, 1 failed")
     sys.exit(1)
@@ -233,6 +135,6 @@ for name, fn in [("swaks to Postfix", t_swaks), ("swaks --pipeline", t_pipelinin
                  ("PROXY + XCLIENT to Postfix", t_proxy_xclient),
                  ("STARTTLS to the Postfix backend", t_backend_tls)]:
     R.case(name, fn)
-postfix_stop()
+PFX.stop()
 P.stop_all()
 R.finish()
