@@ -1,7 +1,8 @@
 """nstest.py - shared by the SPF/DKIM DNS test scripts: run the test in a
 private network and mount namespace (its own loopback; a private
 /etc/resolv.conf bind-mounted over the real one, which is never touched),
-start dnsserver.py on 127.0.0.1:53 there, and count results.
+start dnsserver.py on 127.0.0.1:53 there, and count results (with
+t/testlib.py's Counter).
 
 A script calls enter_namespace() first: it re-executes itself under
 `unshare -mn` (exit 77, automake's SKIP, if namespaces are not allowed).
@@ -15,23 +16,12 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(HERE, "..", "..", "..")), "t"))
+import testlib  # noqa: E402
 
 
-class Tally:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, label, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print("ok   %s" % label)
-        else:
-            self.failed += 1
-            print("FAIL %s %s" % (label, detail))
-
-    def finish(self):
-        print("%d passed, %d failed" % (self.passed, self.failed))
-        return 1 if self.failed else 0
+# The "N passed, M failed" counter: check(label, ok, detail), finish().
+Tally = testlib.Counter
 
 
 def enter_namespace(resolv_options="timeout:1 attempts:1"):
