@@ -20,11 +20,9 @@ Ports 23020-23029. Prints "N passed, M failed"; exit 77 without root,
 namespaces, Postfix or Dovecot.
 """
 import base64
-import glob
 import os
 import shutil
 import smtplib
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ SPF_T = os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(
     os.path.abspath(__file__)), "..", "..", "..")), "plugins", "spf", "t")
 sys.path.insert(0, SPF_T)
 import nstest  # noqa: E402
+import testlib  # noqa: E402  (nstest put t/ on the path)
 
 import dkim  # noqa: E402
 
@@ -56,32 +55,11 @@ if not os.path.exists(SUBMILTER):
 tmp = nstest.enter_namespace("timeout:2 attempts:1")
 os.chmod(tmp, 0o755)
 T = nstest.Tally()
-procs, stops = [], []
+P = testlib.Procs()
+procs = P.procs
+PFX = None
+SINK = None
 PF = os.path.join(tmp, "postfix")
-
-MASTER_CF = """127.0.0.1:%d inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
 
 def openssl(*args):
     return subprocess.run(["openssl"] + list(args), capture_output=True, check=True).stdout
@@ -99,13 +77,7 @@ def make_key(name, kind):
 
 
 def wait_port(port, seconds=15):
-    end = time.time() + seconds
-    while time.time() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.05)
-    return False
+    return testlib.listening(port, None, seconds)
 
 
 def message(frm, subject):
@@ -145,15 +117,10 @@ def send(sender, msg, login=None, xclient=None):
 
 
 def sunk(needle, seconds=15):
-    end = time.time() + seconds
-    while time.time() < end:
-        for f in glob.glob(os.path.join(tmp, "sink", "*")):
-            with open(f, "rb") as fp:
-                data = fp.read()
-            if needle.encode() in data:
-                return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        time.sleep(0.1)
-    return None
+    data = SINK.find(needle.encode(), seconds)
+    if data is None:
+        return None
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def start_dovecot():
@@ -198,48 +165,27 @@ service anvil {
 
 
 def start_postfix(auth_sock):
-    os.makedirs(os.path.join(PF, "queue"))
-    os.makedirs(os.path.join(PF, "data"))
-    shutil.chown(os.path.join(PF, "data"), "postfix")
-    with open(os.path.join(PF, "main.cf"), "w") as f:
-        f.write("""compatibility_level = 3.6
-queue_directory = %(pf)s/queue
-data_directory = %(pf)s/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.test.example
-mydomain = test.example
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8 192.0.2.0/24 198.51.100.0/24
-relay_domains = example.net
-relayhost = [127.0.0.1]:%(sink)d
-smtp_dns_support_level = disabled
-disable_dns_lookups = yes
-smtpd_peername_lookup = no
-smtpd_authorized_xclient_hosts = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-maillog_file = %(pf)s/maillog
-maillog_file_prefixes = %(pf)s
-smtpd_milters = inet:127.0.0.1:%(milter)d
-milter_default_action = tempfail
-milter_protocol = 6
-milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}
-smtpd_sasl_auth_enable = yes
-smtpd_sasl_type = dovecot
-smtpd_sasl_path = %(auth)s
-smtpd_tls_auth_only = no
-""" % {"pf": PF, "sink": P_SINK, "milter": P_MILTER, "auth": auth_sock})
-    with open(os.path.join(PF, "master.cf"), "w") as f:
-        f.write(MASTER_CF % P_SMTPD)
-    r = subprocess.run(["postfix", "-c", PF, "start"], capture_output=True)
-    stops.append(["postfix", "-c", PF, "stop"])
-    return r.returncode == 0 and wait_port(P_SMTPD)
+    global PFX
+    milter_macros = ("i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "
+                     "{mail_mailer}")
+    PFX = testlib.Postfix(PF, P_SMTPD, P_SINK, params={
+        "mynetworks": "127.0.0.0/8 192.0.2.0/24 198.51.100.0/24",
+        "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
+        "smtpd_relay_restrictions": "permit_mynetworks, permit_sasl_authenticated, reject",
+        "smtpd_milters": "inet:127.0.0.1:%d" % P_MILTER,
+        "milter_default_action": "tempfail",
+        "milter_protocol": "6",
+        "milter_mail_macros": milter_macros,
+        "smtpd_sasl_auth_enable": "yes",
+        "smtpd_sasl_type": "dovecot",
+        "smtpd_sasl_path": auth_sock,
+        "smtpd_tls_auth_only": "no"})
+    try:
+        PFX.start()
+    except RuntimeError as e:
+        print("  %s" % e)
+        return False
+    return True
 
 
 try:
@@ -259,11 +205,7 @@ try:
         rec = keys.get(name.rstrip("."))
         return rec.encode() if rec else None
 
-    os.makedirs(os.path.join(tmp, "sink"))
-    shutil.chown(os.path.join(tmp, "sink"), "postfix")
-    procs.append(subprocess.Popen(
-        ["smtp-sink", "-u", "postfix", "-d", os.path.join(tmp, "sink", "%M%S."),
-         "127.0.0.1:%d" % P_SINK, "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    SINK = testlib.Sink(P, os.path.join(tmp, "sink"), P_SINK, 50)
     with open(os.path.join(tmp, "sign.table"), "w") as f:
         f.write("*@example.com example.com rsa1 %s\n*@ed.example ed.example ed1 %s\n" % (rsa, ed))
     conf = os.path.join(tmp, "sub.conf")
@@ -337,26 +279,9 @@ plugin dkim {
             "%d %s" % (code, text))
     T.check("submilter still running after all that", sub.poll() is None)
 finally:
-    for cmd in stops:
-        subprocess.run(cmd, capture_output=True)
-    for p in reversed(procs):
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    # Postfix's master may outlive "stop" for a moment; wait for it by PID.
-    pid_file = os.path.join(PF, "queue", "pid", "master.pid")
-    if os.path.exists(pid_file):
-        try:
-            pid = int(open(pid_file).read().strip())
-            for _ in range(50):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-            os.kill(pid, 9)
-        except (ValueError, OSError):
-            pass
+    if PFX is not None:
+        PFX.stop()      # postfix stop, then its master waited for by PID
+    P.stop_all()
     if os.path.exists(conf_log := os.path.join(tmp, "sub.conf.log")):
         with open(conf_log, errors="replace") as f:
             text = f.read()
