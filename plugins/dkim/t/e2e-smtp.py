@@ -19,7 +19,6 @@ Ports 23010-23019. Prints "N passed, M failed"; exit 77 without namespaces
 or smtp-sink.
 """
 import base64
-import glob
 import os
 import shutil
 import smtplib
@@ -33,6 +32,7 @@ SPF_T = os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(
     os.path.abspath(__file__)), "..", "..", "..")), "plugins", "spf", "t")
 sys.path.insert(0, SPF_T)
 import nstest  # noqa: E402
+import testlib  # noqa: E402  (nstest put t/ on the path)
 
 import dkim  # noqa: E402
 
@@ -48,7 +48,9 @@ if not os.path.exists(SUBMILTER):
 
 tmp = nstest.enter_namespace("timeout:5 attempts:2")
 T = nstest.Tally()
-procs = []
+P = testlib.Procs()
+procs = P.procs
+SINK = None
 
 
 def openssl(*args):
@@ -67,13 +69,7 @@ def make_key(name, kind):
 
 
 def wait_port(port, seconds=10):
-    end = time.time() + seconds
-    while time.time() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.05)
-    return False
+    return testlib.listening(port, None, seconds)
 
 
 class ProxySMTP(smtplib.SMTP):
@@ -118,15 +114,10 @@ def message(frm, subject, extra=b""):
 
 def sunk(needle, seconds=10):
     """The dumped message holding needle (CRLF line ends), or None."""
-    end = time.time() + seconds
-    while time.time() < end:
-        for f in glob.glob(os.path.join(tmp, "sink", "*")):
-            with open(f, "rb") as fp:
-                data = fp.read()
-            if needle.encode() in data:
-                return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        time.sleep(0.1)
-    return None
+    data = SINK.find(needle.encode(), seconds)
+    if data is None:
+        return None
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def header_values(msg, name):
@@ -165,13 +156,8 @@ try:
     dns = nstest.DNS(tmp, zone)
     procs.append(dns.proc)
 
-    os.makedirs(os.path.join(tmp, "sink"))
-    shutil.chown(os.path.join(tmp, "sink"), "postfix")
     os.chmod(tmp, 0o755)
-    sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-d",
-                             os.path.join(tmp, "sink", "%M%S."), "127.0.0.1:%d" % P_SINK, "50"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(sink)
+    SINK = testlib.Sink(P, os.path.join(tmp, "sink"), P_SINK, 50)
     with open(os.path.join(tmp, "sign.table"), "w") as f:
         f.write("*@example.com example.com rsa1 %s\n*@ed.example ed.example ed1 %s\n" % (rsa, ed))
     conf = os.path.join(tmp, "sub.conf")
@@ -321,13 +307,7 @@ plugin dkim {
             and sum(a.startswith("mx.test.example;") for a in ars) == 2, ars)
     T.check("submilter still running after all that", sub.poll() is None)
 finally:
-    for p in reversed(procs):
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    P.stop_all()
     if os.path.exists(conf_log := os.path.join(tmp, "sub.conf.log")):
         with open(conf_log, errors="replace") as f:
             text = f.read()
