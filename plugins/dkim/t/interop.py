@@ -18,7 +18,6 @@ import base64
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,19 +25,14 @@ import time
 
 import dkim
 
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(
+    os.path.abspath(__file__)), "..", "..", "..")), "t"))
+import testlib  # noqa: E402
+
 DKIMRUN = os.environ.get("DKIMRUN") or sys.exit("DKIMRUN not set (run from make check)")
 PORT_BASE = 23100
-passed = failed = 0
-
-
-def check(label, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print("ok   %s" % label)
-    else:
-        failed += 1
-        print("FAIL %s %s" % (label, detail))
+COUNT = testlib.Counter()
+check = COUNT.check
 
 
 def openssl(*args, data=None):
@@ -86,13 +80,7 @@ def dkimpy_verifies(msg, idx, dnsfunc):
 
 def wait_port(port, proc, seconds=10):
     """Wait until something listens on 127.0.0.1:port (or proc died)."""
-    end = time.time() + seconds
-    while time.time() < end and proc.poll() is None:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.05)
-    return False
+    return testlib.listening(port, proc, seconds)
 
 
 def lua_str(s):
@@ -286,8 +274,7 @@ def main():
     finally:
         if not os.environ.get("KEEP"):
             shutil.rmtree(d, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return COUNT.finish()
 
 
 if __name__ == "__main__":
