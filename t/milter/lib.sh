@@ -135,6 +135,18 @@ t_done() {
 
 # ---- for the integration tests (postfix.sh, sendmail.sh) ----------------------
 
+# need_postfix TOOL... - end the test (not ok) if a TOOL is missing, or
+# (skipped) unless root, which `postfix -c DIR start` needs.
+need_postfix() {
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || command -v "/usr/sbin/$tool" >/dev/null || {
+            not_ok "$tool installed"; t_done; }
+    done
+    if [ "$(id -u)" != 0 ]; then
+        skip "postfix integration" "postfix start needs root"; t_done
+    fi
+}
+
 # chain_conf FILE PORT - submilter listening on inet:PORT@127.0.0.1 with the
 # chain both MTA tests use: example (refuses blocked@example.net, adds
 # X-Submilter-Example, and X-Submilter-Login for authenticated sessions),

@@ -14,13 +14,7 @@
 # reached it; rules for replies and modifications).
 # Ports 21020-21029.
 . "$top_srcdir/t/milter/lib.sh"
-for tool in postfix smtp-sink swaks openssl; do
-    command -v $tool >/dev/null || command -v /usr/sbin/$tool >/dev/null || {
-        not_ok "$tool installed"; t_done; }
-done
-if [ "$(id -u)" != 0 ]; then
-    skip "postfix integration" "postfix start needs root"; t_done
-fi
+need_postfix postfix smtp-sink swaks openssl
 t_tmp
 P_SMTPD=21020 P_SINK=21021 P_MILTER=21022
 PF=$T/postfix
