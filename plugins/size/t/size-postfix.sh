@@ -17,13 +17,7 @@
 #     refused with the rule's reply.
 # Ports 22400-22409.
 . "$top_srcdir/t/milter/lib.sh"
-for tool in postfix smtp-sink openssl; do
-    command -v $tool >/dev/null || command -v /usr/sbin/$tool >/dev/null || {
-        not_ok "$tool installed"; t_done; }
-done
-if [ "$(id -u)" != 0 ]; then
-    skip "postfix integration" "postfix start needs root"; t_done
-fi
+need_postfix postfix smtp-sink openssl
 t_tmp
 P_SMTPD=22400 P_SINK=22401 P_MILTER=22402
 PF=$T/postfix
@@ -48,45 +42,14 @@ start_sink $P_SINK || t_done
 
 # ---- Dovecot for SASL ----------------------------------------------------------
 SASL=no
-if command -v dovecot >/dev/null; then
-    mkdir -p "$T/dovecot/run" "$T/dovecot/state"
-    echo "alice:{PLAIN}wonderland" >"$T/dovecot/passwd"
-    cat >"$T/dovecot/dovecot.conf" <<CONF
-base_dir = $T/dovecot/run
-state_dir = $T/dovecot/state
-log_path = $T/dovecot/log
-protocols =
-ssl = no
-auth_mechanisms = plain login
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN $T/dovecot/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=/nonexistent
-}
-service auth {
-  unix_listener auth-client {
-    mode = 0666
-  }
-}
-service anvil {
-  chroot =
-}
-CONF
-    dovecot -F -c "$T/dovecot/dovecot.conf" >"$T/dovecot/stdout" 2>&1 &
-    T_PIDS="$T_PIDS $!"
-    for _ in $(seq 50); do [ -S "$T/dovecot/run/auth-client" ] && break; sleep 0.1; done
-    [ -S "$T/dovecot/run/auth-client" ] && SASL=yes
-fi
+dovecot_start "$T/dovecot" alice wonderland && SASL=yes
 
 # ---- Postfix -------------------------------------------------------------------
 echo "message_size_limit = 10485760" >"$T/extra.cf"
 if [ $SASL = yes ]; then cat >>"$T/extra.cf" <<CONF
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot
-smtpd_sasl_path = $T/dovecot/run/auth-client
+smtpd_sasl_path = $DOVECOT_AUTH
 smtpd_tls_auth_only = no
 CONF
 fi
