@@ -19,7 +19,6 @@ the chain spf, dkim. With Python's smtplib:
 Ports 23020-23029. Prints "N passed, M failed"; exit 77 without root,
 namespaces, Postfix or Dovecot.
 """
-import base64
 import os
 import shutil
 import smtplib
@@ -61,19 +60,8 @@ PFX = None
 SINK = None
 PF = os.path.join(tmp, "postfix")
 
-def openssl(*args):
-    return subprocess.run(["openssl"] + list(args), capture_output=True, check=True).stdout
-
-
 def make_key(name, kind):
-    path = os.path.join(tmp, name)
-    if kind == "rsa":
-        openssl("genpkey", "-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path)
-    else:
-        openssl("genpkey", "-algorithm", "ed25519", "-out", path)
-    os.chmod(path, 0o600)
-    der = openssl("pkey", "-in", path, "-pubout", "-outform", "DER")
-    return path, base64.b64encode(der if kind == "rsa" else der[-32:]).decode()
+    return nstest.dkim_key(tmp, name, kind)
 
 
 def wait_port(port, seconds=15):

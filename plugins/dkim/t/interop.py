@@ -25,32 +25,16 @@ import time
 
 import dkim
 
-sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(
-    os.path.abspath(__file__)), "..", "..", "..")), "t"))
+TOP = os.environ.get("top_srcdir", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "..", "..", ".."))
+sys.path[:0] = [os.path.join(TOP, "t"), os.path.join(TOP, "plugins", "spf", "t")]
 import testlib  # noqa: E402
+from nstest import dkim_key as make_key, openssl  # noqa: E402  (no namespace: keys only)
 
 DKIMRUN = os.environ.get("DKIMRUN") or sys.exit("DKIMRUN not set (run from make check)")
 PORT_BASE = 23100
 COUNT = testlib.Counter()
 check = COUNT.check
-
-
-def openssl(*args, data=None):
-    return subprocess.run(["openssl"] + list(args), input=data, capture_output=True,
-                          check=True).stdout
-
-
-def make_key(d, name, kind):
-    """A private PEM (mode 600) and the p= value of its public key."""
-    path = os.path.join(d, name)
-    if kind == "rsa":
-        openssl("genpkey", "-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path)
-    else:
-        openssl("genpkey", "-algorithm", "ed25519", "-out", path)
-    os.chmod(path, 0o600)
-    der = openssl("pkey", "-in", path, "-pubout", "-outform", "DER")
-    # RFC 8463: an ed25519 p= is the raw 32-octet key, not SubjectPublicKeyInfo.
-    return path, base64.b64encode(der if kind == "rsa" else der[-32:]).decode()
 
 
 def message(frm, body="Hello.\r\nSecond line.\r\n"):

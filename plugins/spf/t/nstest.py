@@ -2,11 +2,12 @@
 private network and mount namespace (its own loopback; a private
 /etc/resolv.conf bind-mounted over the real one, which is never touched),
 start dnsserver.py on 127.0.0.1:53 there, and count results (with
-t/testlib.py's Counter).
+t/testlib.py's Counter); and make the DKIM keys the dkim tests publish.
 
 A script calls enter_namespace() first: it re-executes itself under
 `unshare -mn` (exit 77, automake's SKIP, if namespaces are not allowed).
 """
+import base64
 import json
 import os
 import shutil
@@ -105,6 +106,26 @@ def spfrun(conf_text, cases, tmp):
                            (len(out), len(cases), r.stdout.decode(errors="replace")[-800:]
                             + r.stderr.decode(errors="replace")[-800:]))
     return out
+
+
+def openssl(*args, data=None):
+    """openssl's stdout; raises CalledProcessError if it fails."""
+    return subprocess.run(["openssl"] + list(args), input=data, capture_output=True,
+                          check=True).stdout
+
+
+def dkim_key(d, name, kind):
+    """A private PEM d/name (mode 600, kind rsa or ed25519) and the p= value
+    of its public key."""
+    path = os.path.join(d, name)
+    if kind == "rsa":
+        openssl("genpkey", "-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path)
+    else:
+        openssl("genpkey", "-algorithm", "ed25519", "-out", path)
+    os.chmod(path, 0o600)
+    der = openssl("pkey", "-in", path, "-pubout", "-outform", "DER")
+    # RFC 8463: an ed25519 p= is the raw 32-octet key, not SubjectPublicKeyInfo.
+    return path, base64.b64encode(der if kind == "rsa" else der[-32:]).decode()
 
 
 def cleanup(tmp):
