@@ -1213,6 +1213,18 @@ def write_results(b, o, started, elapsed):
     for k, v in machine(o):
         lines.append('| %s | %s |' % (k, v.replace('|', '/')))
     lines.append('')
+    lines.append('## Summary: msg/s (sessions x messages per connection)')
+    lines.append('')
+    lines.append('| scenario | ' + ' | '.join('%d x %d' % p for p in o.points) + ' |')
+    lines.append('|---|' + '---:|' * len(o.points))
+    for s, label, _ in SCENARIOS:
+        cells = []
+        for p in o.points:
+            r = rows.get((s,) + p)
+            cells.append('%.0f' % r['rate'] if r else '-')
+        if any(c != '-' for c in cells):
+            lines.append('| %s | %s |' % (label, ' | '.join(cells)))
+    lines.append('')
     lines.append('## Throughput, latency, memory')
     lines.append('')
     lines.append('Messages of 4,096 bytes (header and body). Ratio: msg/s over the reference '
