@@ -296,18 +296,5 @@ plugin dkim {
     T.check("submilter still running after all that", sub.poll() is None)
 finally:
     P.stop_all()
-    if os.path.exists(conf_log := os.path.join(tmp, "sub.conf.log")):
-        with open(conf_log, errors="replace") as f:
-            text = f.read()
-        # Memory errors anywhere; leaks only where our plugins allocated
-        # (others' leaks are theirs to report).
-        bad = "ERROR: AddressSanitizer" in text or any(
-            "/plugins/spf/" in block or "/plugins/dkim/" in block
-            for block in text.split("Direct leak")[1:] + text.split("Indirect leak")[1:])
-        T.check("no sanitizer report about the spf/dkim plugins", not bad,
-                text[text.find("Sanitizer") - 200:][:1500])
-    if os.environ.get("KEEP"):
-        print("# kept %s" % tmp)
-    else:
-        nstest.cleanup(tmp)
+    nstest.wrap_up(T, tmp)
 sys.exit(T.finish())

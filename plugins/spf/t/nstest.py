@@ -128,5 +128,26 @@ def dkim_key(d, name, kind):
     return path, base64.b64encode(der if kind == "rsa" else der[-32:]).decode()
 
 
+def wrap_up(T, tmp, log_name="sub.conf.log"):
+    """End of a daemon run in tmp: check the daemon's log (tmp/log_name)
+    holds no sanitizer report about the spf/dkim plugins, then remove tmp
+    (kept with KEEP=1)."""
+    log = os.path.join(tmp, log_name)
+    if os.path.exists(log):
+        with open(log, errors="replace") as f:
+            text = f.read()
+        # Memory errors anywhere; leaks only where our plugins allocated
+        # (others' leaks are theirs to report).
+        bad = "ERROR: AddressSanitizer" in text or any(
+            "/plugins/spf/" in block or "/plugins/dkim/" in block
+            for block in text.split("Direct leak")[1:] + text.split("Indirect leak")[1:])
+        T.check("no sanitizer report about the spf/dkim plugins", not bad,
+                text[text.find("Sanitizer") - 200:][:1500])
+    if os.environ.get("KEEP"):
+        print("# kept %s" % tmp)
+    else:
+        cleanup(tmp)
+
+
 def cleanup(tmp):
     shutil.rmtree(tmp, ignore_errors=True)
