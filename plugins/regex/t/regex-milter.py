@@ -30,22 +30,17 @@ body    /^click here$/i                reject 550 5.7.1 body refused
 body    /^(a+)+$/                      reject 550 5.7.1 never reached
 """
 
-env = pt.Env("regex-milter", 22600, 22899)
-T = pt.Tally()
-d = None
-try:
+WANTS = ("554 5.7.1 no reverse name for unknown[", "550 5.7.1 HELO evil.example.net refused",
+         "535 5.7.8 guest logins are off", "550 5.7.1 sender @spam.example refused",
+         "550 5.7.1 no mail for blocked", "550 5.7.1 body refused",
+         "match limit exceeded", "451 4.3.0")
+
+
+def plugins(env):
     rules = env.write("regex.rules", RULES)
-    d = pt.MilterDaemon(env, 'plugin regex { rules = "%s" match_limit = 10000 }' % rules)
-    pt.miltertest(T, os.path.join(TOP, "plugins", "regex", "t", "regex-milter.lua"), d.port)
-    log = d.log()
-    for want in ("554 5.7.1 no reverse name for unknown[", "550 5.7.1 HELO evil.example.net refused",
-                 "535 5.7.8 guest logins are off", "550 5.7.1 sender @spam.example refused",
-                 "550 5.7.1 no mail for blocked", "550 5.7.1 body refused",
-                 "match limit exceeded", "451 4.3.0"):
-        T.check("log: %s" % want, want in log, "")
-except Exception:
-    T.crashed("regex-milter")
-if d is not None and T.failed:
-    print(d.log())
-env.procs.stop_all()
-T.summary()
+    return 'plugin regex { rules = "%s" match_limit = 10000 }' % rules
+
+
+pt.milter_suite("regex-milter", 22600, 22899, plugins,
+                os.path.join(TOP, "plugins", "regex", "t", "regex-milter.lua"),
+                [("log: %s" % want, want) for want in WANTS])

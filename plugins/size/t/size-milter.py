@@ -15,19 +15,8 @@ TOP = os.environ.get("top_srcdir", os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "plugins", "vrfy", "t"))
 import policytest as pt  # noqa: E402
 
-env = pt.Env("size-milter", 22300, 22399)
-T = pt.Tally()
-d = None
-try:
-    d = pt.MilterDaemon(env, "plugin size { limit = 10K }")
-    pt.miltertest(T, os.path.join(TOP, "plugins", "size", "t", "size-milter.lua"), d.port)
-    log = d.log()
-    T.check("log: 552 5.3.4 at MAIL", "mail: reject: 552 5.3.4" in log, log)
-    T.check("log: the lie caught on octets received", "(SIZE=100)" in log, log)
-    T.check("log: refused without SIZE= too", "(SIZE=none)" in log, log)
-except Exception:
-    T.crashed("size-milter")
-    if d is not None:
-        print(d.log())
-env.procs.stop_all()
-T.summary()
+pt.milter_suite("size-milter", 22300, 22399, "plugin size { limit = 10K }",
+                os.path.join(TOP, "plugins", "size", "t", "size-milter.lua"), [
+                    ("log: 552 5.3.4 at MAIL", "mail: reject: 552 5.3.4"),
+                    ("log: the lie caught on octets received", "(SIZE=100)"),
+                    ("log: refused without SIZE= too", "(SIZE=none)")])

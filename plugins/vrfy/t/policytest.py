@@ -129,3 +129,26 @@ def miltertest(tally, script, port, timeout=60):
             print(line)
     tally.check("%s ran to the end" % os.path.basename(script),
                 r.returncode == 0 and seen > 0, "rc %d: %s" % (r.returncode, r.stderr))
+
+
+def milter_suite(name, lo, hi, plugins, lua, wants):
+    """A plugin's whole milter test: the daemon with a milter {} block and
+    plugins (text, or a function of the Env giving it), the MTA played by
+    miltertest with the Lua script lua, then each (label, text) of wants
+    must be in the daemon's log. Prints the log if anything failed; exits
+    with the summary."""
+    env = Env(name, lo, hi)
+    T = Tally()
+    d = None
+    try:
+        d = MilterDaemon(env, plugins(env) if callable(plugins) else plugins)
+        miltertest(T, lua, d.port)
+        log = d.log()
+        for label, text in wants:
+            T.check(label, text in log)
+    except Exception:
+        T.crashed(name)
+    if d is not None and T.failed:
+        print(d.log())
+    env.procs.stop_all()
+    T.summary()

@@ -14,15 +14,7 @@ TOP = os.environ.get("top_srcdir", os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "plugins", "vrfy", "t"))
 import policytest as pt  # noqa: E402
 
-env = pt.Env("vrfy-milter", 22000, 22299)
-T = pt.Tally()
-d = None
-try:
-    d = pt.MilterDaemon(env, "plugin vrfy { expn = reject reject_code = 550 }")
-    pt.miltertest(T, os.path.join(TOP, "plugins", "vrfy", "t", "vrfy-milter.lua"), d.port)
-    T.check("log: 550 5.7.1 EXPN refused by policy",
-            "expn: reject: 550 5.7.1 EXPN refused by policy" in d.log(), d.log())
-except Exception:
-    T.crashed("vrfy-milter")
-env.procs.stop_all()
-T.summary()
+pt.milter_suite("vrfy-milter", 22000, 22299, "plugin vrfy { expn = reject reject_code = 550 }",
+                os.path.join(TOP, "plugins", "vrfy", "t", "vrfy-milter.lua"), [
+                    ("log: 550 5.7.1 EXPN refused by policy",
+                     "expn: reject: 550 5.7.1 EXPN refused by policy")])
