@@ -18,6 +18,7 @@ It does:
     queue and data folders under DIR, DNS and peer name lookups off,
     smtpd on one loopback port, relaying to another), stopped by the PID
     of its master;
+  - self_signed(): a throw-away certificate and key for a TLS server;
   - Counter: named checks, whose summary is the line "N passed, M failed"
     and the exit status (1 if any failed).
 
@@ -153,6 +154,16 @@ class Daemon:
         self.procs.stop(self.proc)
 
 
+def self_signed(dir, cn):
+    """A throw-away self-signed P-256 certificate for CN=cn, valid 2 days:
+    (dir/cert.pem, dir/key.pem)."""
+    cert, key = os.path.join(dir, "cert.pem"), os.path.join(dir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=" + cn,
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
 # ---- Postfix --------------------------------------------------------------
 
 class Sink:
@@ -278,12 +289,7 @@ class Postfix:
         with open(os.path.join(self.dir, "master.cf"), "w") as f:
             f.write(MASTER_CF.format(port=self.port))
         if self.tls_cn:
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                            "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                            "-subj", "/CN=" + self.tls_cn,
-                            "-keyout", os.path.join(self.dir, "key.pem"),
-                            "-out", os.path.join(self.dir, "cert.pem")],
-                           check=True, capture_output=True)
+            self_signed(self.dir, self.tls_cn)
         r = subprocess.run(["postfix", "-c", self.dir, "start"], capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError("postfix start: %s %s" % (r.stdout, r.stderr))

@@ -27,11 +27,7 @@ R = T.Runner("auth")
 P = T.Procs()
 WORK = tempfile.mkdtemp(prefix="smtp-auth-")
 os.chmod(WORK, 0o755)
-CERT = os.path.join(WORK, "cert.pem")
-KEY = os.path.join(WORK, "key.pem")
-subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                "-nodes", "-days", "2", "-subj", "/CN=mx.test", "-keyout", KEY, "-out", CERT],
-               check=True, capture_output=True)
+CERT, KEY = T.testlib.self_signed(WORK, "mx.test")
 USERS = os.path.join(WORK, "users")
 
 

@@ -20,11 +20,7 @@ from smtptest import eq, check
 R = T.Runner("tls")
 P = T.Procs()
 WORK = tempfile.mkdtemp(prefix="smtp-tls-")
-CERT = os.path.join(WORK, "cert.pem")
-KEY = os.path.join(WORK, "key.pem")
-subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                "-nodes", "-days", "2", "-subj", "/CN=mx.test", "-keyout", KEY, "-out", CERT],
-               check=True, capture_output=True)
+CERT, KEY = T.testlib.self_signed(WORK, "mx.test")
 BE = T.Backend(P, WORK)
 TLS_PORT = T.free_port()
 TLSCONF = 'tls_cert = "%s"\ntls_key = "%s"' % (CERT, KEY)
