@@ -94,6 +94,15 @@ def tp_path():
     raise RuntimeError("testplug.so not built")
 
 
+def tp_block(name, rules=(), mods=()):
+    """A plugin block loading testplug.so as name with rules and mods."""
+    r = ", ".join('"%s"' % x for x in rules)
+    m = ", ".join('"%s"' % x for x in mods)
+    return 'plugin %s { path = "%s" mark = "%s" %s %s }\n' % (
+        name, tp_path(), name, "rules = { %s }" % r if rules else "",
+        "mods = { %s }" % m if mods else "")
+
+
 class Client:
     """A raw SMTP client: exact bytes out, replies parsed in."""
 

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smtptest as T
-from smtptest import eq, check
+from smtptest import eq, check, tp_block
 
 R = T.Runner("protocol")
 P = T.Procs()
@@ -38,14 +38,6 @@ RULES = [
     "unknown@ATRN example.com:accept",
     "header@X-Bad:reject:554:5.7.1:bad header seen",
 ]
-
-
-def tp_block(name, rules=(), mods=()):
-    r = ", ".join('"%s"' % x for x in rules)
-    m = ", ".join('"%s"' % x for x in mods)
-    return 'plugin %s { path = "%s" mark = "%s" %s %s }\n' % (
-        name, T.tp_path(), name, "rules = { %s }" % r if rules else "",
-        "mods = { %s }" % m if mods else "")
 
 
 EXAMPLE = 'plugin example { reject_rcpt = { "bad@example.com" } }\n'

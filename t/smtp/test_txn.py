@@ -18,19 +18,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smtptest as T
-from smtptest import eq, check
+from smtptest import eq, check, tp_block
 
 R = T.Runner("txn")
 P = T.Procs()
 WORK = tempfile.mkdtemp(prefix="smtp-txn-")
-
-
-def tp_block(name, rules=(), mods=()):
-    r = ", ".join('"%s"' % x for x in rules)
-    m = ", ".join('"%s"' % x for x in mods)
-    return 'plugin %s { path = "%s" mark = "%s" %s %s }\n' % (
-        name, T.tp_path(), name, "rules = { %s }" % r if rules else "",
-        "mods = { %s }" % m if mods else "")
 
 
 RULES = ["vrfy@relay:accept", "unknown@ETRN example.com:accept"]
