@@ -187,18 +187,12 @@ try:
             "soft.example": [["TXT", "v=spf1 ~all"]]}
     dns = nstest.DNS(tmp, zone)
     procs.append(dns.proc)
-
-    def dnsfunc(name, timeout=5):
-        name = name.decode() if isinstance(name, bytes) else name
-        rec = keys.get(name.rstrip("."))
-        return rec.encode() if rec else None
+    dnsfunc = nstest.key_dnsfunc(keys)
 
     SINK = testlib.Sink(P, os.path.join(tmp, "sink"), P_SINK, 50)
     with open(os.path.join(tmp, "sign.table"), "w") as f:
         f.write("*@example.com example.com rsa1 %s\n*@ed.example ed.example ed1 %s\n" % (rsa, ed))
-    conf = os.path.join(tmp, "sub.conf")
-    with open(conf, "w") as f:
-        f.write("""pid_file = ""
+    D = testlib.Daemon(P, tmp, """pid_file = ""
 spool_dir = "%(t)s"
 plugin_dir = "%(pd)s"
 plugin_timeout = 5s
@@ -210,10 +204,8 @@ plugin dkim {
     header_canon = %(hc)s
     body_canon = %(hc)s
 }
-""" % {"t": tmp, "pd": PLUGIN_DIR, "pm": P_MILTER, "hc": CANON})
-    log = open(conf + ".log", "w")
-    sub = subprocess.Popen([SUBMILTER, "-c", conf, "-f", "-d"], stdout=log, stderr=log)
-    procs.append(sub)
+""" % {"t": tmp, "pd": PLUGIN_DIR, "pm": P_MILTER, "hc": CANON}, args=["-d"])
+    sub, conf = D.proc, D.conf
     auth = start_dovecot()
     ready = wait_port(P_MILTER) and wait_port(P_SINK) and auth and start_postfix(auth)
     if not ready:

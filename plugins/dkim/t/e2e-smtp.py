@@ -148,9 +148,7 @@ try:
     SINK = testlib.Sink(P, os.path.join(tmp, "sink"), P_SINK, 50)
     with open(os.path.join(tmp, "sign.table"), "w") as f:
         f.write("*@example.com example.com rsa1 %s\n*@ed.example ed.example ed1 %s\n" % (rsa, ed))
-    conf = os.path.join(tmp, "sub.conf")
-    with open(conf, "w") as f:
-        f.write("""pid_file = ""
+    D = testlib.Daemon(P, tmp, """pid_file = ""
 spool_dir = "%(t)s"
 plugin_dir = "%(pd)s"
 plugin_timeout = 2s
@@ -168,19 +166,13 @@ plugin dkim {
     authserv_id = "mx.test.example"
     strip_forged = no
 }
-""" % {"t": tmp, "pd": PLUGIN_DIR, "ps": P_SMTP, "pk": P_SINK})
-    log = open(conf + ".log", "w")
-    sub = subprocess.Popen([SUBMILTER, "-c", conf, "-f", "-d"], stdout=log, stderr=log)
-    procs.append(sub)
+""" % {"t": tmp, "pd": PLUGIN_DIR, "ps": P_SMTP, "pk": P_SINK}, args=["-d"])
+    sub, conf = D.proc, D.conf
     if not (wait_port(P_SINK) and wait_port(P_SMTP)):
         with open(conf + ".log") as f:
             T.check("submilter and smtp-sink listen", False, f.read()[-2000:])
         raise SystemExit
-
-    def dnsfunc(name, timeout=5):
-        name = name.decode() if isinstance(name, bytes) else name
-        rec = keys.get(name.rstrip("."))
-        return rec.encode() if rec else None
+    dnsfunc = nstest.key_dnsfunc(keys)
 
     # 1. Internal clients: signed, and dkimpy agrees.
     for label, frm in (("rsa", "u@example.com"), ("ed25519", "u@ed.example")):

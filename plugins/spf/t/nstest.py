@@ -128,7 +128,17 @@ def dkim_key(d, name, kind):
     return path, base64.b64encode(der if kind == "rsa" else der[-32:]).decode()
 
 
-def wrap_up(T, tmp, log_name="sub.conf.log"):
+def key_dnsfunc(keys):
+    """A dnsfunc for dkimpy answering from keys (name -> TXT text), so
+    dkimpy verifies without DNS."""
+    def dnsfunc(name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        rec = keys.get(name.rstrip("."))
+        return rec.encode() if rec else None
+    return dnsfunc
+
+
+def wrap_up(T, tmp, log_name="submilter.conf.log"):
     """End of a daemon run in tmp: check the daemon's log (tmp/log_name)
     holds no sanitizer report about the spf/dkim plugins, then remove tmp
     (kept with KEEP=1)."""
