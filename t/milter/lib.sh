@@ -320,3 +320,14 @@ CONF
     echo "# dovecot did not start: $(cat "$1/log" "$1/stdout" 2>/dev/null | tail -3)"
     return 1
 }
+
+# dovecot_sasl_cf - the main.cf lines giving Postfix's smtpd SASL through
+# the Dovecot of dovecot_start (AUTH offered without TLS too).
+dovecot_sasl_cf() {
+    cat <<CONF
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $DOVECOT_AUTH
+smtpd_tls_auth_only = no
+CONF
+}

@@ -46,13 +46,7 @@ dovecot_start "$T/dovecot" alice wonderland && SASL=yes
 
 # ---- Postfix -------------------------------------------------------------------
 echo "message_size_limit = 10485760" >"$T/extra.cf"
-if [ $SASL = yes ]; then cat >>"$T/extra.cf" <<CONF
-smtpd_sasl_auth_enable = yes
-smtpd_sasl_type = dovecot
-smtpd_sasl_path = $DOVECOT_AUTH
-smtpd_tls_auth_only = no
-CONF
-fi
+if [ $SASL = yes ]; then dovecot_sasl_cf >>"$T/extra.cf"; fi
 postfix_start "$PF" $P_SMTPD $P_SINK $P_MILTER "$T/extra.cf" || t_done
 ok "private postfix started"
 
