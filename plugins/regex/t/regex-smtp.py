@@ -50,22 +50,7 @@ def session(port, helo="client.example"):
 
 def send(port, msg, sender="a@example.org", rcpt="b@example.net"):
     """(code, text) of the first refusal, or of the reply to the final dot."""
-    s = session(port)
-    try:
-        code, text = pt.reply(s.mail(sender))
-        if code != 250:
-            return code, text
-        code, text = pt.reply(s.rcpt(rcpt))
-        if code != 250:
-            return code, text
-        return pt.reply(s.data(msg))
-    except smtplib.SMTPDataError as e:
-        return e.smtp_code, e.smtp_error.decode("latin-1")
-    finally:
-        try:
-            s.quit()
-        except Exception:
-            pass
+    return pt.transaction(port, msg, sender, rcpt)
 
 
 def message(marker, headers="", body="hello\r\n"):

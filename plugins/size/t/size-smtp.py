@@ -38,25 +38,8 @@ def message(marker, octets):
 
 def send(port, sender, size_param, msg):
     """One transaction; (code, text) of the first refusal or of the final reply."""
-    s = smtplib.SMTP("127.0.0.1", port, timeout=30)
-    try:
-        s.ehlo("client.example")
-        opts = ["SIZE=%s" % size_param] if size_param is not None else []
-        code, text = pt.reply(s.mail(sender, opts))
-        if code != 250:
-            return code, text
-        code, text = pt.reply(s.rcpt("b@example.net"))
-        if code != 250:
-            return code, text
-        code, text = pt.reply(s.data(msg))
-        return code, text
-    except smtplib.SMTPDataError as e:
-        return e.smtp_code, e.smtp_error.decode("latin-1")
-    finally:
-        try:
-            s.quit()
-        except Exception:
-            pass
+    opts = ["SIZE=%s" % size_param] if size_param is not None else []
+    return pt.transaction(port, msg, sender, "b@example.net", opts)
 
 
 def raw_mail(port, params):

@@ -11,6 +11,7 @@ anything but 127.0.0.1.
 import atexit
 import os
 import shutil
+import smtplib
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,28 @@ class Daemon(testlib.Daemon):
 def reply(r):
     """(code, text) of an smtplib reply, text as str."""
     return r[0], r[1].decode("latin-1") if isinstance(r[1], bytes) else r[1]
+
+
+def transaction(port, msg, sender="a@example.org", rcpt="b@example.net", mail_opts=()):
+    """One smtplib transaction (EHLO client.example): (code, text) of the
+    first refusal, or of the reply to the final dot."""
+    s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+    try:
+        s.ehlo("client.example")
+        code, text = reply(s.mail(sender, list(mail_opts)))
+        if code != 250:
+            return code, text
+        code, text = reply(s.rcpt(rcpt))
+        if code != 250:
+            return code, text
+        return reply(s.data(msg))
+    except smtplib.SMTPDataError as e:
+        return e.smtp_code, e.smtp_error.decode("latin-1")
+    finally:
+        try:
+            s.quit()
+        except Exception:
+            pass
 
 
 class MilterDaemon(testlib.Daemon):
