@@ -60,6 +60,7 @@ PFX = None
 SINK = None
 PF = os.path.join(tmp, "postfix")
 
+
 def make_key(name, kind):
     return nstest.dkim_key(tmp, name, kind)
 
@@ -68,11 +69,7 @@ def wait_port(port, seconds=15):
     return testlib.listening(port, None, seconds)
 
 
-def message(frm, subject):
-    return (b"From: <%s>\r\nTo: rcpt@example.net\r\nSubject: %s\r\n"
-            b"Date: Tue, 01 Dec 2026 13:00:00 +0000\r\nMessage-ID: <%d@example.com>\r\n"
-            b"\r\nBody of %s.\r\n" % (frm.encode(), subject.encode(), time.time_ns(),
-                                       subject.encode()))
+message = nstest.dkim_message
 
 
 def send(sender, msg, login=None, xclient=None):
@@ -87,14 +84,7 @@ def send(sender, msg, login=None, xclient=None):
             s.ehlo("client.example")
         if login:
             s.login(*login)
-        code, text = s.mail(sender)
-        if code != 250:
-            return code, text.decode(errors="replace")
-        code, text = s.rcpt("rcpt@example.net")
-        if code != 250:
-            return code, text.decode(errors="replace")
-        code, text = s.data(msg)
-        return code, text.decode(errors="replace")
+        return nstest.mail_rcpt_data(s, sender, msg)
     except smtplib.SMTPException as e:
         return -1, str(e)
     finally:
@@ -105,10 +95,7 @@ def send(sender, msg, login=None, xclient=None):
 
 
 def sunk(needle, seconds=15):
-    data = SINK.find(needle.encode(), seconds)
-    if data is None:
-        return None
-    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return nstest.sunk_crlf(SINK, needle, seconds)
 
 
 def start_dovecot():

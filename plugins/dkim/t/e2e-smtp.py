@@ -78,14 +78,7 @@ def send(client_ip, sender, msg):
     s = ProxySMTP(client_ip, "127.0.0.1", P_SMTP, timeout=30)
     try:
         s.ehlo("client.example")
-        code, text = s.mail(sender)
-        if code != 250:
-            return code, text.decode(errors="replace")
-        code, text = s.rcpt("rcpt@example.net")
-        if code != 250:
-            return code, text.decode(errors="replace")
-        code, text = s.data(msg)
-        return code, text.decode(errors="replace")
+        return nstest.mail_rcpt_data(s, sender, msg)
     finally:
         try:
             s.quit()
@@ -93,19 +86,12 @@ def send(client_ip, sender, msg):
             pass
 
 
-def message(frm, subject, extra=b""):
-    return (extra + b"From: <%s>\r\nTo: rcpt@example.net\r\nSubject: %s\r\n"
-            b"Date: Tue, 01 Dec 2026 13:00:00 +0000\r\nMessage-ID: <%d@example.com>\r\n"
-            b"\r\nBody of %s.\r\n" % (frm.encode(), subject.encode(), time.time_ns(),
-                                       subject.encode()))
+message = nstest.dkim_message
 
 
 def sunk(needle, seconds=10):
     """The dumped message holding needle (CRLF line ends), or None."""
-    data = SINK.find(needle.encode(), seconds)
-    if data is None:
-        return None
-    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return nstest.sunk_crlf(SINK, needle, seconds)
 
 
 def header_values(msg, name):

@@ -128,6 +128,37 @@ def dkim_key(d, name, kind):
     return path, base64.b64encode(der if kind == "rsa" else der[-32:]).decode()
 
 
+def dkim_message(frm, subject, extra=b""):
+    """A small message (bytes, CRLF) from frm with subject, a unique
+    Message-ID and the subject in the body; extra goes before From:."""
+    return (extra + b"From: <%s>\r\nTo: rcpt@example.net\r\nSubject: %s\r\n"
+            b"Date: Tue, 01 Dec 2026 13:00:00 +0000\r\nMessage-ID: <%d@example.com>\r\n"
+            b"\r\nBody of %s.\r\n" % (frm.encode(), subject.encode(), time.time_ns(),
+                                       subject.encode()))
+
+
+def mail_rcpt_data(s, sender, msg, rcpt="rcpt@example.net"):
+    """MAIL, RCPT and DATA on an open smtplib session: (code, text) of the
+    first refusal, or of the reply to the final dot."""
+    code, text = s.mail(sender)
+    if code != 250:
+        return code, text.decode(errors="replace")
+    code, text = s.rcpt(rcpt)
+    if code != 250:
+        return code, text.decode(errors="replace")
+    code, text = s.data(msg)
+    return code, text.decode(errors="replace")
+
+
+def sunk_crlf(sink, needle, seconds):
+    """The message of testlib.Sink sink holding needle (str), with CRLF
+    line ends, waiting up to seconds; None if none came."""
+    data = sink.find(needle.encode(), seconds)
+    if data is None:
+        return None
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 def key_dnsfunc(keys):
     """A dnsfunc for dkimpy answering from keys (name -> TXT text), so
     dkimpy verifies without DNS."""
