@@ -22,6 +22,9 @@ It does:
   - Counter: named checks, whose summary is the line "N passed, M failed"
     and the exit status (1 if any failed).
 
+Run as a program (`testlib.py postfix-conf ...`), it writes the private
+Postfix's configuration for the shell tests, so there is one main.cf.
+
 It does not: write test-specific configuration (submilter plugins, Postfix
 restrictions and milters are the caller's text), talk to anything but
 127.0.0.1, or decide what a test asserts.
@@ -277,10 +280,12 @@ class Postfix:
                             smtpd_tls_security_level="may")
         settings.update(params or {})
         self.tls_cn = tls_cn
-        self.main_cf = "".join("%s = %s\n" % (k, v) for k, v in settings.items()
-                               if v is not None)
+        self.main_cf = "".join(("%s = %s" % (k, v)).rstrip() + "\n"
+                               for k, v in settings.items() if v is not None)
 
-    def start(self):
+    def write_conf(self):
+        """main.cf, master.cf, the queue and data folders (and the
+        certificate) in dir."""
         os.makedirs(os.path.join(self.dir, "queue"), exist_ok=True)
         os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
         shutil.chown(os.path.join(self.dir, "data"), "postfix")
@@ -290,6 +295,9 @@ class Postfix:
             f.write(MASTER_CF.format(port=self.port))
         if self.tls_cn:
             self_signed(self.dir, self.tls_cn)
+
+    def start(self):
+        self.write_conf()
         r = subprocess.run(["postfix", "-c", self.dir, "start"], capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError("postfix start: %s %s" % (r.stdout, r.stderr))
@@ -366,3 +374,18 @@ def workdir(prefix):
     d = tempfile.mkdtemp(prefix=prefix)
     os.chmod(d, 0o755)
     return d
+
+
+def main(argv):
+    """For shell tests (t/milter/lib.sh):
+        testlib.py postfix-conf DIR PORT RELAY TLS_CN|- [name=value ...]
+    writes the private Postfix's configuration into DIR (see Postfix)."""
+    if len(argv) < 5 or argv[0] != "postfix-conf":
+        sys.exit("usage: testlib.py postfix-conf DIR PORT RELAY TLS_CN|- [name=value ...]")
+    params = dict(a.split("=", 1) for a in argv[5:])
+    Postfix(argv[1], int(argv[2]), int(argv[3]), params,
+            None if argv[4] == "-" else argv[4]).write_conf()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -211,66 +211,15 @@ in_log() { grep -qF -- "$1" "$T/probe.log"; }
 # MILTER_PORT. Stopped at exit (postfix stop, then the master by PID).
 postfix_start() {
     PF=$1
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-        -subj "/CN=mx.test.example" -keyout "$PF/key.pem" -out "$PF/cert.pem" >/dev/null 2>&1
-    cat >"$PF/main.cf" <<CONF
-compatibility_level = 3.6
-queue_directory = $PF/queue
-data_directory = $PF/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.test.example
-mydomain = test.example
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = example.net example.org example.com
-relayhost = [127.0.0.1]:$3
-smtp_dns_support_level = disabled
-disable_dns_lookups = yes
-smtpd_peername_lookup = no
-smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-maillog_file = $PF/maillog
-maillog_file_prefixes = $PF
-smtpd_tls_cert_file = $PF/cert.pem
-smtpd_tls_key_file = $PF/key.pem
-smtpd_tls_security_level = may
-CONF
+    # main.cf (no DNS, no peer name lookups), master.cf, queue, data folder
+    # and certificate: t/testlib.py's, shared with the Python tests
+    "$PY" "$top_srcdir/t/testlib.py" postfix-conf "$PF" "$2" "$3" mx.test.example \
+        "relay_domains=example.net example.org example.com" \
+        "smtpd_relay_restrictions=permit_mynetworks, permit_sasl_authenticated, reject" || {
+        not_ok "postfix configured"; return 1; }
     # the milter settings are the shipped snippet's, on our port
     sed "s/8890/$4/" "$top_srcdir/conf/postfix-main.cf" >>"$PF/main.cf"
     [ -n "$5" ] && cat "$5" >>"$PF/main.cf"
-    cat >"$PF/master.cf" <<CONF
-127.0.0.1:$2 inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-CONF
-    mkdir -p "$PF/queue" "$PF/data"
-    chown postfix "$PF/data"
     if ! postfix -c "$PF" start >/dev/null 2>&1; then
         # postfix reports to stderr only on a terminal
         not_ok "postfix starts" "$(script -qc "postfix -c '$PF' check" /dev/null 2>&1 | tail -5)"
