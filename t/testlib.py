@@ -17,13 +17,14 @@ It does:
   - Postfix: a private Postfix instance (`postfix -c DIR start/stop`, its
     queue and data folders under DIR, DNS and peer name lookups off,
     smtpd on one loopback port, relaying to another), stopped by the PID
-    of its master;
+    of its master; a private Dovecot giving it SASL (start_dovecot);
   - self_signed(): a throw-away certificate and key for a TLS server;
   - Counter: named checks, whose summary is the line "N passed, M failed"
     and the exit status (1 if any failed).
 
-Run as a program (`testlib.py postfix-conf ...`), it writes the private
-Postfix's configuration for the shell tests, so there is one main.cf.
+Run as a program (`testlib.py postfix-conf|dovecot-conf ...`), it writes
+the private Postfix's or Dovecot's configuration for the shell tests, so
+there is one copy of each.
 
 It does not: write test-specific configuration (submilter plugins, Postfix
 restrictions and milters are the caller's text), talk to anything but
@@ -332,6 +333,59 @@ class Postfix:
             return ""
 
 
+DOVECOT_CONF = """base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/log
+protocols =
+ssl = no
+auth_mechanisms = plain login
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}}
+service auth {{
+  unix_listener auth-client {{
+    mode = 0666
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+def dovecot_conf(d, user, password):
+    """A private Dovecot doing only SASL for Postfix in folder d: one user
+    (passwd-file), its own base_dir, no listener but the auth socket.
+    Returns (d/dovecot.conf, the auth socket's path for smtpd_sasl_path)."""
+    os.makedirs(os.path.join(d, "run"), exist_ok=True)
+    os.makedirs(os.path.join(d, "state"), exist_ok=True)
+    with open(os.path.join(d, "passwd"), "w") as f:
+        f.write("%s:{PLAIN}%s\n" % (user, password))
+    conf = os.path.join(d, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write(DOVECOT_CONF.format(d=d))
+    return conf, os.path.join(d, "run", "auth-client")
+
+
+def start_dovecot(procs, d, user, password, timeout=10.0):
+    """dovecot_conf(), then dovecot -F started by procs: the auth socket's
+    path once it exists, or None."""
+    conf, sock = dovecot_conf(d, user, password)
+    procs.start(["dovecot", "-F", "-c", conf], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    end = time.time() + timeout
+    while time.time() < end:
+        if os.path.exists(sock):
+            return sock
+        time.sleep(0.1)
+    return None
+
+
 # ---- results --------------------------------------------------------------
 
 class Counter:
@@ -379,9 +433,15 @@ def workdir(prefix):
 def main(argv):
     """For shell tests (t/milter/lib.sh):
         testlib.py postfix-conf DIR PORT RELAY TLS_CN|- [name=value ...]
-    writes the private Postfix's configuration into DIR (see Postfix)."""
+    writes the private Postfix's configuration into DIR (see Postfix);
+        testlib.py dovecot-conf DIR USER PASSWORD
+    the private Dovecot's (see dovecot_conf)."""
+    if len(argv) == 4 and argv[0] == "dovecot-conf":
+        dovecot_conf(*argv[1:])
+        return
     if len(argv) < 5 or argv[0] != "postfix-conf":
-        sys.exit("usage: testlib.py postfix-conf DIR PORT RELAY TLS_CN|- [name=value ...]")
+        sys.exit("usage: testlib.py postfix-conf DIR PORT RELAY TLS_CN|- [name=value ...]\n"
+                 "       testlib.py dovecot-conf DIR USER PASSWORD")
     params = dict(a.split("=", 1) for a in argv[5:])
     Postfix(argv[1], int(argv[2]), int(argv[3]), params,
             None if argv[4] == "-" else argv[4]).write_conf()

@@ -236,32 +236,8 @@ postfix_start() {
 # Dovecot is missing or does not start.
 dovecot_start() {
     command -v dovecot >/dev/null || { echo "# dovecot not installed"; return 1; }
-    mkdir -p "$1/run" "$1/state"
-    echo "$2:{PLAIN}$3" >"$1/passwd"
-    cat >"$1/dovecot.conf" <<CONF
-base_dir = $1/run
-state_dir = $1/state
-log_path = $1/log
-protocols =
-ssl = no
-auth_mechanisms = plain login
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN $1/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=/nonexistent
-}
-service auth {
-  unix_listener auth-client {
-    mode = 0666
-  }
-}
-service anvil {
-  chroot =
-}
-CONF
+    # dovecot.conf and passwd: t/testlib.py's, shared with the Python tests
+    "$PY" "$top_srcdir/t/testlib.py" dovecot-conf "$1" "$2" "$3" || return 1
     dovecot -F -c "$1/dovecot.conf" >"$1/stdout" 2>&1 &
     T_PIDS="$T_PIDS $!"
     DOVECOT_AUTH=$1/run/auth-client

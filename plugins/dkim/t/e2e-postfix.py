@@ -22,9 +22,7 @@ namespaces, Postfix or Dovecot.
 import os
 import shutil
 import smtplib
-import subprocess
 import sys
-import time
 
 SPF_T = os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(
     os.path.abspath(__file__)), "..", "..", "..")), "plugins", "spf", "t")
@@ -99,44 +97,7 @@ def sunk(needle, seconds=15):
 
 
 def start_dovecot():
-    d = os.path.join(tmp, "dovecot")
-    os.makedirs(os.path.join(d, "run"))
-    os.makedirs(os.path.join(d, "state"))
-    with open(os.path.join(d, "passwd"), "w") as f:
-        f.write("alice:{PLAIN}wonderland\n")
-    with open(os.path.join(d, "dovecot.conf"), "w") as f:
-        f.write("""base_dir = %(d)s/run
-state_dir = %(d)s/state
-log_path = %(d)s/log
-protocols =
-ssl = no
-auth_mechanisms = plain login
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN %(d)s/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=/nonexistent
-}
-service auth {
-  unix_listener auth-client {
-    mode = 0666
-  }
-}
-service anvil {
-  chroot =
-}
-""" % {"d": d})
-    p = subprocess.Popen(["dovecot", "-F", "-c", os.path.join(d, "dovecot.conf")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(p)
-    sock = os.path.join(d, "run", "auth-client")
-    for _ in range(100):
-        if os.path.exists(sock):
-            return sock
-        time.sleep(0.1)
-    return None
+    return testlib.start_dovecot(P, os.path.join(tmp, "dovecot"), "alice", "wonderland")
 
 
 def start_postfix(auth_sock):

@@ -22,7 +22,6 @@ import os
 import shutil
 import smtplib
 import socket
-import subprocess
 import sys
 import threading
 import time
