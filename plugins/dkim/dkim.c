@@ -1,15 +1,15 @@
 /*
- * dkim.c - the dkim plugin: DKIM signing (RFC 6376; rsa-sha256 with
- * libopendkim, ed25519-sha256 (RFC 8463) with dkim_ed25519.c) of what
- * internal clients submit, and optional verification of what others send
- * with libopendkim.
+ * dkim.c - the dkim plugin: DKIM signing (RFC 6376; rsa-sha256 and
+ * ed25519-sha256 (RFC 8463) with dkim_ed25519.c) of what internal clients
+ * submit, and optional verification of what others send with libopendkim.
  *
  * Internal = the session authenticated (subm_auth_login) or the client is
  * in internal_networks. For those, header fields are kept as they arrive;
  * at the end of the header the signing key(s) are chosen by the From:
  * address (a message without From: is not signed) from sign_table
- * (dkim_keys.c), each signer gets the header fields and then each body
- * chunk, and at end of message each signature is inserted as the first
+ * (dkim_keys.c, keys parsed once at init), each signer gets each body
+ * chunk, then signs the header fields at end of message, and each
+ * signature is inserted as the first
  * field through the modification API, so both front-ends add the same
  * field. What is signed is the message as the client sent it: fields other
  * plugins add are not covered, and a plugin that changes a signed field or
@@ -69,7 +69,7 @@ static const subm_option_t dkim_options_table[] = {
     SUBM_OPT_END
 };
 
-/* lib_setup - one libopendkim library handle per instance */
+/* lib_setup - one libopendkim library handle per instance (verification) */
 static int lib_setup(struct dkim_conf *cf, subm_error_t *err)
 {
     size_t i;
@@ -81,14 +81,6 @@ static int lib_setup(struct dkim_conf *cf, subm_error_t *err)
         return subm_error(err, "sign_headers must include From (RFC 6376 5.4)");
     if (!(cf->lib = dkim_init(NULL, NULL)))
         return subm_error(err, "libopendkim: dkim_init failed");
-    if (dkim_options(cf->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS,
-                     (void *)cf->sign_headers, sizeof(cf->sign_headers)) != DKIM_STAT_OK)
-        return subm_error(err, "libopendkim refused sign_headers");
-    if (cf->oversign_headers && cf->oversign_headers[0]
-        && dkim_options(cf->lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS,
-                        (void *)cf->oversign_headers,
-                        sizeof(cf->oversign_headers)) != DKIM_STAT_OK)
-        return subm_error(err, "libopendkim refused oversign_headers");
     if (dkim_verify_setup(cf->lib) < 0)
         return subm_error(err, "libopendkim refused our callbacks");
     return 0;
@@ -136,17 +128,14 @@ static void dkim_fini(void *conf)
     netlist_free(&cf->internal);
 }
 
-/* txn_cleanup - free libopendkim handles when the transaction ends */
+/* txn_cleanup - free the signers and libopendkim handle when the transaction ends */
 static void txn_cleanup(void *arg)
 {
     struct dkim_txn *t = arg;
     size_t i;
 
-    for (i = 0; i < t->nsigners; i++) {
-        if (t->signers[i])
-            dkim_free(t->signers[i]);
+    for (i = 0; i < t->nsigners; i++)
         ed_signer_free(&t->eds[i]);
-    }
     t->nsigners = 0;
     if (t->verifier)
         dkim_free(t->verifier);

@@ -1,12 +1,13 @@
 /*
- * dkim_ed25519.c - ed25519-sha256 DKIM signatures (see dkim_ed25519.h).
+ * dkim_ed25519.c - ed25519-sha256 and rsa-sha256 DKIM signatures (see
+ * dkim_ed25519.h).
  *
  * Body: canonicalized as it streams through a byte state machine (no line
  * buffer, so any line length costs constant memory) into a SHA-256.
  * Header: the fields named in h= are canonicalized at the end, bottom-up
  * per name (RFC 6376 5.4.2), then the DKIM-Signature itself with an empty
- * b=, without its final CRLF; Ed25519 signs the SHA-256 of all that
- * (RFC 8463 3).
+ * b=, without its final CRLF; Ed25519 (RFC 8463 3) or RSASSA-PKCS1-v1_5
+ * (RFC 6376 3.3.1) signs the SHA-256 of all that.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -14,9 +15,11 @@
 #include <string.h>
 #include <strings.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include "dkim_ed25519.h"
 
 #define H_MAX 64                 /* names in h= at most */
+#define SIG_MAX 1024             /* signature octets at most (RSA 8192) */
 
 struct ed_signer {
     struct ed_params p;
@@ -253,7 +256,7 @@ static int headers_hash(EVP_MD_CTX *md, const struct ed_signer *s, char *const *
 /* fold_b64 - base64 of sig appended to out at *o, folded every 64 */
 static int fold_b64(const unsigned char *sig, size_t siglen, char *out, size_t size, size_t *o)
 {
-    char b64[256];
+    char b64[4 * ((SIG_MAX + 2) / 3) + 1];
     size_t i, len;
 
     if (4 * ((siglen + 2) / 3) + 1 > sizeof(b64))
@@ -270,23 +273,50 @@ static int fold_b64(const unsigned char *sig, size_t siglen, char *out, size_t s
     return 0;
 }
 
+/* sign_digest - the signature of the header hash md: Ed25519 over the
+ * hash (RFC 8463 3), or RSASSA-PKCS1-v1_5 with SHA-256 (RFC 6376 3.3.1),
+ * whose DigestInfo wraps the hash we already have */
+static int sign_digest(const struct ed_signer *s, const unsigned char *md, unsigned int mdlen,
+                       unsigned char *sig, size_t *siglen)
+{
+    EVP_MD_CTX *mctx = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    int ok;
+
+    if (s->p.rsa) {
+        ok = (pctx = EVP_PKEY_CTX_new((EVP_PKEY *)s->p.pkey, NULL)) != NULL
+             && EVP_PKEY_sign_init(pctx) == 1
+             && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1
+             && EVP_PKEY_CTX_set_signature_md(pctx, EVP_sha256()) == 1
+             && EVP_PKEY_sign(pctx, sig, siglen, md, mdlen) == 1;
+    } else {
+        ok = (mctx = EVP_MD_CTX_new()) != NULL
+             && EVP_DigestSignInit(mctx, NULL, NULL, NULL, (EVP_PKEY *)s->p.pkey) == 1
+             && EVP_DigestSign(mctx, sig, siglen, md, mdlen) == 1;
+    }
+    EVP_PKEY_CTX_free(pctx);
+    EVP_MD_CTX_free(mctx);
+    return ok ? 0 : -1;
+}
+
 /* ed_signer_finish - see dkim_ed25519.h */
 int ed_signer_finish(struct ed_signer *s, char *const *hdrs, const size_t *hlens,
                      size_t nhdrs, time_t now, char *out, size_t outsize)
 {
     char bh[64], h[2048], field[4096];
-    unsigned char md[EVP_MAX_MD_SIZE], sig[64];
+    unsigned char md[EVP_MAX_MD_SIZE], sig[SIG_MAX];
     unsigned int mdlen = 0;
     size_t siglen = sizeof(sig), o;
-    EVP_MD_CTX *hctx = EVP_MD_CTX_new(), *sctx = NULL;
+    EVP_MD_CTX *hctx = EVP_MD_CTX_new();
     int n, rc = -1;
 
     if (!hctx || body_finish(s, bh, sizeof(bh)) < 0
         || EVP_DigestInit_ex(hctx, EVP_sha256(), NULL) != 1
         || headers_hash(hctx, s, hdrs, hlens, nhdrs, h, sizeof(h)) < 0)
         goto out;
-    n = snprintf(out, outsize, "v=1; a=ed25519-sha256; c=%s/%s; d=%s; s=%s;\r\n\tt=%lld; "
-                 "bh=%s;\r\n\th=%s;\r\n\tb=", s->p.header_simple ? "simple" : "relaxed",
+    n = snprintf(out, outsize, "v=1; a=%s; c=%s/%s; d=%s; s=%s;\r\n\tt=%lld; "
+                 "bh=%s;\r\n\th=%s;\r\n\tb=", s->p.rsa ? "rsa-sha256" : "ed25519-sha256",
+                 s->p.header_simple ? "simple" : "relaxed",
                  s->p.body_simple ? "simple" : "relaxed", s->p.domain, s->p.selector,
                  (long long)now, bh, h);
     if (n < 0 || (size_t)n >= outsize)
@@ -298,14 +328,11 @@ int ed_signer_finish(struct ed_signer *s, char *const *hdrs, const size_t *hlens
     if (n < 0 || (size_t)n >= sizeof(field) || hash_field(hctx, s, field, (size_t)n, 0) < 0
         || EVP_DigestFinal_ex(hctx, md, &mdlen) != 1)
         goto out;
-    if (!(sctx = EVP_MD_CTX_new())
-        || EVP_DigestSignInit(sctx, NULL, NULL, NULL, (EVP_PKEY *)s->p.pkey) != 1
-        || EVP_DigestSign(sctx, sig, &siglen, md, mdlen) != 1)
+    if (sign_digest(s, md, mdlen, sig, &siglen) < 0)
         goto out;
     rc = fold_b64(sig, siglen, out, outsize, &o);
 out:
     EVP_MD_CTX_free(hctx);
-    EVP_MD_CTX_free(sctx);
     return rc;
 }
 

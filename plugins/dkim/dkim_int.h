@@ -58,8 +58,7 @@ struct dkim_txn {
     size_t                *hlens;
     size_t                 nhdrs;
     int                    too_many;
-    DKIM                  *signers[DKIM_KEYS_MAX_MATCH];   /* rsa: libopendkim */
-    struct ed_signer      *eds[DKIM_KEYS_MAX_MATCH];       /* ed25519: ours */
+    struct ed_signer      *eds[DKIM_KEYS_MAX_MATCH];       /* rsa and ed25519 */
     const struct dkim_key *keys[DKIM_KEYS_MAX_MATCH];
     size_t                 nsigners;
     /* verifying */

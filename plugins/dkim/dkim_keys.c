@@ -74,21 +74,16 @@ static int key_type(struct dkim_key *k, const char *where, char *err, size_t err
         id = -1;
     }
     BIO_free(bio);
-    if (id == EVP_PKEY_ED25519) {
-        k->alg = DKIM_SIGN_ED25519SHA256;
+    if (id == EVP_PKEY_ED25519 || id == EVP_PKEY_RSA) {
+        k->alg = id == EVP_PKEY_RSA ? DKIM_SIGN_RSASHA256 : DKIM_SIGN_ED25519SHA256;
         k->pkey = pkey;                 /* kept: dkim_ed25519.c signs with it */
         return 0;
     }
     EVP_PKEY_free(pkey);
-    if (id == EVP_PKEY_RSA)
-        k->alg = DKIM_SIGN_RSASHA256;
-    else {
-        if (id != -1)
-            snprintf(err, errlen, "%s: key file %s is not a PEM RSA or Ed25519 private key",
-                     where, k->path);
-        return -1;
-    }
-    return 0;
+    if (id != -1)
+        snprintf(err, errlen, "%s: key file %s is not a PEM RSA or Ed25519 private key",
+                 where, k->path);
+    return -1;
 }
 
 /* key_free - free one entry's strings */

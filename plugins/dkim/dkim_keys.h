@@ -31,7 +31,7 @@ struct dkim_key {
     int            alg;        /* DKIM_SIGN_RSASHA256 or DKIM_SIGN_ED25519SHA256 */
     unsigned char *pem;        /* the key file's text, NUL-terminated */
     size_t         pem_len;
-    void          *pkey;       /* EVP_PKEY * for Ed25519 keys (we sign those) */
+    void          *pkey;       /* EVP_PKEY *, parsed once: dkim_ed25519.c signs */
 };
 
 struct sign_table;
