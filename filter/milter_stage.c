@@ -132,6 +132,18 @@ static sfsistat answer(const struct milter_conn *c, unsigned long nr, sfsistat r
     return SMFIS_NOREPLY;
 }
 
+/* run_answer - run stage through the chain and answer the MTA with its
+ * verdict (or no answer, where the step was agreed without one). */
+static sfsistat run_answer(SMFICTX *ctx, const struct milter_conn *c,
+                           struct session *s, subm_stage_t stage,
+                           const subm_arg_t *arg, unsigned long nr)
+{
+    struct reply r;
+    subm_verdict_t v = chain_run(s, stage, arg, &r);
+
+    return answer(c, nr, milter_verdict(ctx, s, stage, v, &r));
+}
+
 /* count_eoh - the blank line ending the header, once per message (the
  * MTA may not send EOH at all). */
 static void count_eoh(struct milter_conn *c, struct txn *t)
@@ -440,14 +452,11 @@ sfsistat milter_data(SMFICTX *ctx)
 {
     struct milter_conn *c;
     struct session *s = session(ctx, &c);
-    struct reply r;
-    subm_verdict_t v;
 
     if (s == NULL)
         return SMFIS_TEMPFAIL;
     txn_need(ctx, s);
-    v = chain_run(s, SUBM_STAGE_DATA, NULL, &r);
-    return answer(c, SMFIP_NR_DATA, milter_verdict(ctx, s, SUBM_STAGE_DATA, v, &r));
+    return run_answer(ctx, c, s, SUBM_STAGE_DATA, NULL, SMFIP_NR_DATA);
 }
 
 /*
@@ -481,8 +490,6 @@ sfsistat milter_unknown(SMFICTX *ctx, const char *cmd)
     subm_stage_t stage = SUBM_STAGE_UNKNOWN;
     char line[1024];
     subm_arg_t arg;
-    struct reply r;
-    subm_verdict_t v;
 
     if (s == NULL)
         return SMFIS_TEMPFAIL;
@@ -494,8 +501,7 @@ sfsistat milter_unknown(SMFICTX *ctx, const char *cmd)
         arg.text = cmd[4] ? cmd + 5 : "";
     }
     arg.stage = stage;
-    v = chain_run(s, stage, &arg, &r);
-    return answer(c, SMFIP_NR_UNKN, milter_verdict(ctx, s, stage, v, &r));
+    return run_answer(ctx, c, s, stage, &arg, SMFIP_NR_UNKN);
 }
 
 /* raw_field - "Name:value" with CRLF folding, as the smtp front-end sees
@@ -528,8 +534,6 @@ sfsistat milter_header(SMFICTX *ctx, char *name, char *value)
     struct session *s = session(ctx, &c);
     const struct header *h;
     subm_arg_t arg;
-    struct reply r;
-    subm_verdict_t v;
     struct txn *t;
     size_t len;
     char *raw;
@@ -556,8 +560,7 @@ sfsistat milter_header(SMFICTX *ctx, char *name, char *value)
     arg.value = h->value;
     arg.raw = h->raw;
     arg.raw_len = h->raw_len;
-    v = chain_run(s, SUBM_STAGE_HEADER, &arg, &r);
-    return answer(c, SMFIP_NR_HDR, milter_verdict(ctx, s, SUBM_STAGE_HEADER, v, &r));
+    return run_answer(ctx, c, s, SUBM_STAGE_HEADER, &arg, SMFIP_NR_HDR);
 }
 
 /* milter_eoh - xxfi_eoh: EOH. */
@@ -565,14 +568,11 @@ sfsistat milter_eoh(SMFICTX *ctx)
 {
     struct milter_conn *c;
     struct session *s = session(ctx, &c);
-    struct reply r;
-    subm_verdict_t v;
 
     if (s == NULL)
         return SMFIS_TEMPFAIL;
     count_eoh(c, txn_need(ctx, s));
-    v = chain_run(s, SUBM_STAGE_EOH, NULL, &r);
-    return answer(c, SMFIP_NR_EOH, milter_verdict(ctx, s, SUBM_STAGE_EOH, v, &r));
+    return run_answer(ctx, c, s, SUBM_STAGE_EOH, NULL, SMFIP_NR_EOH);
 }
 
 /* milter_body - xxfi_body: spool the chunk; BODY. An ACCEPT ends the body
