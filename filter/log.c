@@ -5,12 +5,20 @@
  * "..." at the end) and hands it to syslog(3), which is thread-safe; the
  * stderr copy is one write(2) per line so threads do not interleave. It
  * does not rotate files or buffer.
+ *
+ * syslog(3) is only called while a syslog daemon's socket exists: with none
+ * listening, glibc tries (socket, connect, close) again on every line, under
+ * its lock, which costs a busy server more than the line itself. Whether
+ * the socket exists is checked again at most every SYSLOG_RECHECK_MS, so a
+ * syslog daemon started later is picked up; meanwhile lines go to stderr.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,10 +26,15 @@
 #include "log.h"
 
 #define LINE_MAX_LEN 2048
+#define SYSLOG_SOCKET "/dev/log"
+#define SYSLOG_RECHECK_MS 10000
 
 static int log_to_stderr;
 static int log_debug_on;
 static int log_syslog_open;
+static long log_pid;                    /* ours, refreshed in a forked child */
+static int log_syslog_there;            /* SYSLOG_SOCKET existed at the last check */
+static long long log_syslog_checked;    /* when (ms, monotonic); 0: never */
 static void (*log_capture)(enum log_level, const char *);
 
 static const char *const level_names[] = {
@@ -31,13 +44,44 @@ static const int level_prio[] = {
     LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT, LOG_CRIT
 };
 
+/* log_after_fork - a forked child logs under its own pid. */
+static void log_after_fork(void)
+{
+    log_pid = (long)getpid();
+}
+
 /* log_open - start logging as ident; to_stderr copies lines to stderr. */
 void log_open(const char *ident, int to_stderr, int debug)
 {
+    static int atfork_set;
+
     log_to_stderr = to_stderr;
     log_debug_on = debug;
+    log_pid = (long)getpid();
+    if (!atfork_set && pthread_atfork(NULL, NULL, log_after_fork) == 0)
+        atfork_set = 1;
     openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
     log_syslog_open = 1;
+}
+
+/* syslog_listening - does a syslog daemon's socket exist (checked again
+ * every SYSLOG_RECHECK_MS)? A race between threads only repeats a stat. */
+static int syslog_listening(void)
+{
+    struct timespec ts;
+    struct stat st;
+    long long now;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (__atomic_load_n(&log_syslog_checked, __ATOMIC_RELAXED) == 0 ||
+        now - __atomic_load_n(&log_syslog_checked, __ATOMIC_RELAXED) >= SYSLOG_RECHECK_MS) {
+        __atomic_store_n(&log_syslog_there,
+                         stat(SYSLOG_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode),
+                         __ATOMIC_RELAXED);
+        __atomic_store_n(&log_syslog_checked, now, __ATOMIC_RELAXED);
+    }
+    return __atomic_load_n(&log_syslog_there, __ATOMIC_RELAXED);
 }
 
 /* log_set_debug - turn debug lines on or off. */
@@ -61,14 +105,16 @@ void log_set_capture(void (*fn)(enum log_level lvl, const char *line))
 /* emit - send one formatted line to every sink. */
 static void emit(enum log_level lvl, const char *line)
 {
-    if (log_syslog_open)
+    int to_syslog = log_syslog_open && syslog_listening();
+
+    if (to_syslog)
         syslog(level_prio[lvl], "%s%s%s",
                lvl == LOG_LVL_INFO || lvl == LOG_LVL_DEBUG ? "" : level_names[lvl],
                lvl == LOG_LVL_INFO || lvl == LOG_LVL_DEBUG ? "" : ": ", line);
-    if (log_to_stderr || !log_syslog_open) {
+    if (log_to_stderr || !to_syslog) {
         char buf[LINE_MAX_LEN + 64];
         int n = snprintf(buf, sizeof(buf), "submilter[%ld]: %s: %s\n",
-                         (long)getpid(), level_names[lvl], line);
+                         log_pid ? log_pid : (long)getpid(), level_names[lvl], line);
 
         if (n > (int)sizeof(buf) - 1)
             n = (int)sizeof(buf) - 1;

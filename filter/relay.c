@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -114,7 +116,7 @@ static int relay_connect(const char *spec, long timeout_ms)
 {
     char host[256], port[16];
     struct addrinfo hints, *res = NULL, *ai;
-    int fd = -1, err = ECONNREFUSED;
+    int fd = -1, err = ECONNREFUSED, one = 1;
 
     if (relay_split(spec, host, sizeof(host), port, sizeof(port)) < 0) {
         errno = EINVAL;
@@ -137,6 +139,7 @@ static int relay_connect(const char *spec, long timeout_ms)
             err = errno;
             continue;
         }
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
             break;
         if (errno != EINPROGRESS) {

@@ -7,9 +7,6 @@
  */
 #include <stdlib.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,12 +18,12 @@
 #include "pool.h"
 #include "smtp_io.h"
 
-/* sio_init - take fd with buffers of the given sizes. */
+/* sio_init - take fd with buffers of the given sizes. The fd is already
+ * non-blocking with TCP_NODELAY: accept4(SOCK_NONBLOCK) gives both (Linux
+ * copies TCP_NODELAY from the listener), relay_connect sets them; setting
+ * them again here would cost three system calls per connection. */
 void sio_init(struct sio *io, int fd, size_t in_cap, size_t out_cap)
 {
-    int one = 1;
-    int fl;
-
     memset(io, 0, sizeof(*io));
     io->fd = fd;
     io->stop_fd = -1;
@@ -35,12 +32,6 @@ void sio_init(struct sio *io, int fd, size_t in_cap, size_t out_cap)
     io->out_cap = out_cap;
     io->in = xmalloc(in_cap);
     io->out = xmalloc(out_cap);
-    if (fd >= 0) {
-        fl = fcntl(fd, F_GETFL);
-        if (fl >= 0)
-            (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
 }
 
 /* sio_fini - free buffers, close the socket. */

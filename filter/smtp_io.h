@@ -38,7 +38,7 @@ struct sio {
     void   *ssl;            /* an OpenSSL SSL * once TLS is on (smtp_tls.c) */
 };
 
-/* sio_init - take fd (made non-blocking, TCP_NODELAY) with buffers. */
+/* sio_init - take fd (already non-blocking, with TCP_NODELAY) with buffers. */
 void sio_init(struct sio *io, int fd, size_t in_cap, size_t out_cap);
 /* sio_fini - free the buffers and close fd (if >= 0). */
 void sio_fini(struct sio *io);

@@ -3,22 +3,30 @@
  * accepting, admission (max_sessions, max_sessions_per_ip), the PROXY
  * protocol header, and the drain at shutdown.
  *
- * Concurrency model: one accept thread polls every listener; each accepted
- * client is served by its own thread, with a small stack (SMTP_STACK, 512
- * KiB of address space), which runs the whole session synchronously -
+ * Concurrency model: leader/follower. Idle worker threads wait together in
+ * epoll_wait() on one epoll set holding every listener (one-shot, so one
+ * worker wakes per client) and the stop pipe. The worker that wakes accepts
+ * the client, re-arms the listener for the next idle worker, starts one
+ * more worker if none is left idle, and serves the client itself - there
+ * is no accept thread handing clients over, which would cost a thread
+ * switch and a contended lock per connection. A worker has a small stack
+ * (SMTP_STACK, 512 KiB of address space) and runs the whole session
+ * synchronously -
  * command parsing, TLS, the plugin chain (plugins run in the session's
  * thread, as plugin.h promises) and the backend connection - with every
  * wait bounded by poll() and a timeout. A session holds only fixed buffers
  * (16 KiB in and out, 64 KiB of message staging while in DATA, the message
  * itself spooled to a file past spool_memory), so 1,000 sessions cost tens
  * of MiB (about 50 KiB each measured), not the 8 MiB default stack each.
- * A thread whose session ended waits a while to be handed the next client
- * rather than exiting, which saves a thread creation and teardown per
- * connection on a busy server. Shared state is small and locked: the
- * session counters, idle workers and per-IP table here, the backend pool in
- * relay.c, the configuration snapshot (config_acquire). Shutdown closes a
- * pipe that every idle session polls, so idle sessions answer 421 at once
- * while sessions inside a message get the grace time to finish.
+ * A worker whose session ended goes back to waiting for the next client
+ * (up to WORKER_IDLE_MS; WORKER_IDLE_MAX are kept), which saves a thread
+ * creation and teardown per connection on a busy server. Shared state is
+ * small and locked, each once at a session's start and once at its end:
+ * the session counters and per-IP table here; then the backend pool in
+ * relay.c and the configuration snapshot (config_acquire). Shutdown closes
+ * a pipe that idle workers and every idle session poll, so idle sessions
+ * answer 421 at once while sessions inside a message get the grace time to
+ * finish.
  *
  * Calls: smtp_frontend_init, smtp_frontend_start, smtp_frontend_stop
  * (frontend.h). It does not speak SMTP beyond the 421 of a refused client.
@@ -35,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,7 +65,8 @@
 #define SMTP_BACKLOG  1024
 #define IP_BUCKETS    1024
 #define WORKER_IDLE_MAX 256             /* idle workers kept */
-#define WORKER_IDLE_MS  30000           /* and for how long */
+#define WORKER_IDLE_MS  30000           /* and for how long (one always stays) */
+#define STOP_TAG        UINT32_MAX      /* epoll data of the stop pipe */
 
 struct listener {
     int   fd;
@@ -73,12 +83,6 @@ struct conn {                   /* what a session thread starts with */
     socklen_t               salen;
 };
 
-struct worker {                 /* an idle worker thread */
-    pthread_cond_t  cond;
-    struct conn    *c;              /* the client it is handed */
-    struct worker  *next;
-};
-
 struct ipcount {
     char            addr[INET6_ADDRSTRLEN];
     long            n;
@@ -93,14 +97,13 @@ struct live {                   /* a running session, for the drain */
 static struct listener *listeners;
 static size_t           nlisteners;
 static int              stop_pipe[2] = { -1, -1 };
-static pthread_t        accept_tid;
-static int              accept_running;
+static int              srv_epfd = -1;  /* listeners (one-shot) and stop pipe */
+static pthread_attr_t   worker_attr;
 static pthread_mutex_t  srv_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t   srv_idle = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t   srv_idle = PTHREAD_COND_INITIALIZER;  /* a count fell */
 static long             nsessions;      /* sessions admitted, not yet ended */
-static size_t           nidle;          /* workers waiting for a session */
+static long             nidle;          /* workers waiting for a client */
 static int              stopping;
-static struct worker   *idle_workers;   /* waiting for a client */
 static struct ipcount  *iptab[IP_BUCKETS];
 static struct live      live_head = { -1, &live_head, &live_head };
 
@@ -179,6 +182,44 @@ static int listen_one(const char *spec, int proxy_all)
     return 0;
 }
 
+/* listener_arm - (re)enable listener i in the epoll set, for one wake-up. */
+static int listener_arm(uint32_t i, int op)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.u32 = i;
+    return epoll_ctl(srv_epfd, op, listeners[i].fd, &ev);
+}
+
+/* epoll_setup - the epoll set idle workers wait on: every listener, one
+ * wake-up at a time, and the stop pipe; 0 or -1 logged. */
+static int epoll_setup(void)
+{
+    struct epoll_event ev;
+    uint32_t i;
+
+    srv_epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (srv_epfd < 0) {
+        log_error_errno("smtp: epoll_create1");
+        return -1;
+    }
+    for (i = 0; i < nlisteners; i++)
+        if (listener_arm(i, EPOLL_CTL_ADD) < 0) {
+            log_error_errno("smtp: epoll_ctl %s", listeners[i].spec);
+            return -1;
+        }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.u32 = STOP_TAG;
+    if (epoll_ctl(srv_epfd, EPOLL_CTL_ADD, stop_pipe[0], &ev) < 0) {
+        log_error_errno("smtp: epoll_ctl");
+        return -1;
+    }
+    return 0;
+}
+
 /* smtp_frontend_init - bind every listener of the smtp {} block. */
 int smtp_frontend_init(const struct config *cfg)
 {
@@ -199,7 +240,7 @@ int smtp_frontend_init(const struct config *cfg)
         log_error("smtp: no listen address");
         return -1;
     }
-    return 0;
+    return epoll_setup();
 }
 
 /* addr_text - the numeric address of sa. */
@@ -220,14 +261,13 @@ static unsigned ip_hash(const char *s)
     return h % IP_BUCKETS;
 }
 
-/* ip_admit - count a session from addr; 0 if within max, -1 if not. */
-static int ip_admit(const char *addr, long max)
+/* ip_admit_locked - count a session from addr; 0 if within max, -1 if
+ * not. The caller holds srv_lock. */
+static int ip_admit_locked(const char *addr, long max)
 {
     struct ipcount *e;
     unsigned h = ip_hash(addr);
-    int rc = 0;
 
-    pthread_mutex_lock(&srv_lock);
     for (e = iptab[h]; e != NULL && strcmp(e->addr, addr) != 0; e = e->next)
         ;
     if (e == NULL) {
@@ -237,19 +277,16 @@ static int ip_admit(const char *addr, long max)
         iptab[h] = e;
     }
     if (e->n >= max)
-        rc = -1;
-    else
-        e->n++;
-    pthread_mutex_unlock(&srv_lock);
-    return rc;
+        return -1;
+    e->n++;
+    return 0;
 }
 
-/* ip_release - one session from addr ended. */
-static void ip_release(const char *addr)
+/* ip_release_locked - one session from addr ended (srv_lock held). */
+static void ip_release_locked(const char *addr)
 {
     struct ipcount **pp, *e;
 
-    pthread_mutex_lock(&srv_lock);
     for (pp = &iptab[ip_hash(addr)]; (e = *pp) != NULL; pp = &e->next) {
         if (strcmp(e->addr, addr) != 0)
             continue;
@@ -259,7 +296,6 @@ static void ip_release(const char *addr)
         }
         break;
     }
-    pthread_mutex_unlock(&srv_lock);
 }
 
 /* refuse - a one-line 421 to a client we will not serve, then close. */
@@ -321,211 +357,235 @@ static int read_proxy(struct conn *c, long timeout_ms)
     return 0;
 }
 
-/* serve_conn - admit one client and run its session; frees c. */
-static void serve_conn(struct conn *c)
+/* session_admit - enter a client in the per-IP table and the list of
+ * live sessions, under one lock; 0, or -1 over max_sessions_per_ip. */
+static int session_admit(struct live *me, const char *addr, long per_ip)
 {
-    struct config *cfg = config_acquire();
+    int rc;
+
+    pthread_mutex_lock(&srv_lock);
+    rc = ip_admit_locked(addr, per_ip);
+    if (rc == 0) {
+        me->next = live_head.next;
+        me->prev = &live_head;
+        live_head.next->prev = me;
+        live_head.next = me;
+    }
+    pthread_mutex_unlock(&srv_lock);
+    return rc;
+}
+
+/* session_leave - a session ended (me and addr NULL if it was never
+ * admitted): out of the tables, under one lock. 1 if its worker goes back
+ * to waiting for a client (counted idle again), 0 if the worker ends. */
+static int session_leave(struct live *me, const char *addr)
+{
+    int back;
+
+    pthread_mutex_lock(&srv_lock);
+    if (me != NULL) {
+        me->prev->next = me->next;
+        me->next->prev = me->prev;
+    }
+    if (addr != NULL)
+        ip_release_locked(addr);
+    nsessions--;
+    back = !stopping && nidle < WORKER_IDLE_MAX;
+    if (back)
+        nidle++;
+    pthread_cond_broadcast(&srv_idle);
+    pthread_mutex_unlock(&srv_lock);
+    return back;
+}
+
+/* serve_conn - admit one accepted client and run its session; takes cfg
+ * (the reference worker_accept got) and closes c->fd. Returns what
+ * session_leave says: 1 if the worker goes on. */
+static int serve_conn(struct conn *c, struct config *cfg)
+{
     char addr[INET6_ADDRSTRLEN];
     long per_ip = cfg->smtp ? cfg->smtp->max_sessions_per_ip : 20;
     long tmo = cfg->smtp ? cfg->smtp->timeout : 300000;
     struct live me;
+    int back;
 
-    config_release(&cfg);
     if (c->proxy && read_proxy(c, tmo < 10000 ? tmo : 10000) < 0) {
         addr_text(&c->sa, addr, sizeof(addr));
         log_warn("smtp: bad or missing PROXY header from %s", addr);
         close(c->fd);
-        goto out;
+        config_release(&cfg);
+        return session_leave(NULL, NULL);
     }
     addr_text(&c->sa, addr, sizeof(addr));
-    if (ip_admit(addr, per_ip) < 0) {
+    me.fd = c->fd;
+    if (session_admit(&me, addr, per_ip) < 0) {
         log_warn("smtp: too many sessions from %s", addr);
         refuse(c->fd, "Too many connections from your address");
-        goto out;
+        config_release(&cfg);
+        return session_leave(NULL, NULL);
     }
-    me.fd = c->fd;
-    pthread_mutex_lock(&srv_lock);
-    me.next = live_head.next;
-    me.prev = &live_head;
-    live_head.next->prev = &me;
-    live_head.next = &me;
-    pthread_mutex_unlock(&srv_lock);
+    smtp_session_run(cfg, c->fd, (struct sockaddr *)&c->sa, c->salen, stop_pipe[0], c->tls);
+    config_release(&cfg);
+    back = session_leave(&me, addr);    /* out of the live list before the */
+    close(c->fd);                       /* fd number can be reused */
+    return back;
+}
 
-    smtp_session_run(c->fd, (struct sockaddr *)&c->sa, c->salen, stop_pipe[0], c->tls);
+static void *worker_thread(void *arg);
 
+/* worker_spawn - start one more worker, already counted in nidle. */
+static void worker_spawn(void)
+{
+    pthread_t tid;
+    int rc = pthread_create(&tid, &worker_attr, worker_thread, NULL);
+
+    if (rc == 0)
+        return;
+    log_warn("smtp: cannot start a worker thread: %s", strerror(rc));
     pthread_mutex_lock(&srv_lock);
-    me.prev->next = me.next;
-    me.next->prev = me.prev;
-    pthread_mutex_unlock(&srv_lock);
-    close(c->fd);
-    ip_release(addr);
-out:
-    free(c);
-    pthread_mutex_lock(&srv_lock);
-    nsessions--;
+    nidle--;
     pthread_cond_broadcast(&srv_idle);
     pthread_mutex_unlock(&srv_lock);
 }
 
-/* worker_thread - serve conn after conn: a worker that finished a session
- * waits (up to WORKER_IDLE_MS, on its own condition) to be handed the next
- * client instead of exiting, so a busy server does not pay a thread's
- * creation and teardown per connection. */
-static void *worker_thread(void *arg)
+/* worker_quit - leave the idle workers after a stop, or after an idle
+ * timeout when another worker is idle; 1 if this worker ends. */
+static int worker_quit(int stop_seen)
 {
-    struct conn *c = arg;
-    struct worker w, **pp;
-    struct timespec ts;
+    int quit;
 
-    pthread_cond_init(&w.cond, NULL);
-    for (;;) {
-        serve_conn(c);
-        pthread_mutex_lock(&srv_lock);
-        if (nidle >= WORKER_IDLE_MAX || stopping) {
-            pthread_mutex_unlock(&srv_lock);
-            break;
-        }
-        w.c = NULL;
-        w.next = idle_workers;
-        idle_workers = &w;
-        nidle++;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += WORKER_IDLE_MS / 1000;
-        while (w.c == NULL && !stopping)
-            if (pthread_cond_timedwait(&w.cond, &srv_lock, &ts) != 0)
-                break;
-        c = w.c;
-        if (c == NULL) {                /* not handed a client: leave the list */
-            for (pp = &idle_workers; *pp != NULL; pp = &(*pp)->next)
-                if (*pp == &w) {
-                    *pp = w.next;
-                    nidle--;
-                    break;
-                }
-        }
-        pthread_mutex_unlock(&srv_lock);
-        if (c == NULL)
-            break;
+    pthread_mutex_lock(&srv_lock);
+    quit = stop_seen || stopping || nidle > 1;
+    if (quit) {
+        nidle--;
+        pthread_cond_broadcast(&srv_idle);
     }
-    pthread_cond_destroy(&w.cond);
-    OPENSSL_thread_stop();              /* this thread's TLS random state */
-    return NULL;
+    pthread_mutex_unlock(&srv_lock);
+    return quit;
 }
 
-/* accept_one - accept on listener l and start its session. */
-static void accept_one(const struct listener *l, pthread_attr_t *attr)
+/* worker_admit - count an accepted client against max_sessions; the
+ * worker stops being idle, and one more is started if none is left. 0, or
+ * -1 when full (the client was refused). */
+static int worker_admit(const struct config *cfg, int fd)
 {
-    struct conn *c = xcalloc(1, sizeof(*c));
-    struct config *cfg;
-    long max;
-    pthread_t tid;
-    int rc;
+    long max = cfg->smtp ? cfg->smtp->max_sessions : 1000;
+    int spawn;
 
-    c->salen = sizeof(c->sa);
-    c->fd = accept4(l->fd, (struct sockaddr *)&c->sa, &c->salen, SOCK_CLOEXEC);
-    if (c->fd < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-            log_warn_errno("smtp: accept on %s", l->spec);
-        if (errno == EMFILE || errno == ENFILE)
-            (void)poll(NULL, 0, 100);
-        free(c);
-        return;
-    }
-    c->proxy = l->proxy;
-    c->tls = l->tls;
-    cfg = config_acquire();
-    max = cfg->smtp ? cfg->smtp->max_sessions : 1000;
-    config_release(&cfg);
     pthread_mutex_lock(&srv_lock);
     if (nsessions >= max) {
         pthread_mutex_unlock(&srv_lock);
         log_warn("smtp: max_sessions (%ld) reached, refusing a client", max);
-        refuse(c->fd, "Too many sessions");
-        free(c);
-        return;
+        refuse(fd, "Too many sessions");
+        return -1;
     }
     nsessions++;
-    if (idle_workers != NULL) {         /* a waiting worker takes it */
-        struct worker *w = idle_workers;
-        idle_workers = w->next;
-        nidle--;
-        w->c = c;
-        pthread_cond_signal(&w->cond);
-        pthread_mutex_unlock(&srv_lock);
-        return;
-    }
+    nidle--;
+    spawn = nidle == 0 && !stopping;
+    if (spawn)
+        nidle++;                        /* the worker started below */
     pthread_mutex_unlock(&srv_lock);
-    rc = pthread_create(&tid, attr, worker_thread, c);
-    if (rc != 0) {
-        log_warn("smtp: cannot start a session thread: %s", strerror(rc));
-        refuse(c->fd, "Server busy");
-        free(c);
-        pthread_mutex_lock(&srv_lock);
-        nsessions--;
-        pthread_mutex_unlock(&srv_lock);
+    if (spawn)
+        worker_spawn();
+    return 0;
+}
+
+/* worker_accept - wait, as an idle worker, for a client and accept it: 1
+ * with c filled and a configuration reference in *cfg_r, or 0 when this
+ * worker is to end. Only idle workers (counted in nidle) touch the epoll
+ * set and the listeners, so the stop closes them once nidle is 0. */
+static int worker_accept(struct conn *c, struct config **cfg_r)
+{
+    struct epoll_event ev;
+    const struct listener *l;
+    int n, err;
+
+    for (;;) {
+        n = epoll_wait(srv_epfd, &ev, 1, WORKER_IDLE_MS);
+        if (n < 0) {
+            if (errno != EINTR) {
+                log_error_errno("smtp: epoll_wait");
+                (void)poll(NULL, 0, 100);
+            }
+            continue;
+        }
+        if (n == 0 || ev.data.u32 == STOP_TAG) {
+            if (worker_quit(n == 1))
+                return 0;
+            continue;
+        }
+        l = &listeners[ev.data.u32];
+        c->salen = sizeof(c->sa);
+        c->fd = accept4(l->fd, (struct sockaddr *)&c->sa, &c->salen,
+                        SOCK_CLOEXEC | SOCK_NONBLOCK);   /* TCP_NODELAY: the listener's */
+        err = errno;
+        if (c->fd < 0 && (err == EMFILE || err == ENFILE))
+            (void)poll(NULL, 0, 100);   /* out of descriptors: do not spin */
+        if (listener_arm(ev.data.u32, EPOLL_CTL_MOD) < 0)
+            log_error_errno("smtp: epoll_ctl %s", l->spec);
+        if (c->fd < 0) {
+            if (err != EAGAIN && err != EINTR && err != ECONNABORTED) {
+                errno = err;
+                log_warn_errno("smtp: accept on %s", l->spec);
+            }
+            continue;
+        }
+        c->proxy = l->proxy;
+        c->tls = l->tls;
+        *cfg_r = config_acquire();
+        if (worker_admit(*cfg_r, c->fd) == 0)
+            return 1;
+        config_release(cfg_r);
     }
 }
 
-/* accept_thread - poll the listeners until the stop pipe is readable. */
-static void *accept_thread(void *arg)
+/* worker_thread - accept a client, serve it, and again: a worker whose
+ * session ended waits for the next client instead of exiting. */
+static void *worker_thread(void *arg)
 {
-    struct pollfd *pf = xcalloc(nlisteners + 1, sizeof(*pf));
-    pthread_attr_t attr;
-    size_t i;
+    struct conn c;
+    struct config *cfg;
 
     (void)arg;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, SMTP_STACK);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    for (i = 0; i < nlisteners; i++) {
-        pf[i].fd = listeners[i].fd;
-        pf[i].events = POLLIN;
-    }
-    pf[nlisteners].fd = stop_pipe[0];
-    pf[nlisteners].events = POLLIN;
-    for (;;) {
-        if (poll(pf, nlisteners + 1, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            log_error_errno("smtp: poll");
-            break;
-        }
-        if (pf[nlisteners].revents)
-            break;
-        for (i = 0; i < nlisteners; i++)
-            if (pf[i].revents & POLLIN)
-                accept_one(&listeners[i], &attr);
-    }
-    pthread_attr_destroy(&attr);
-    free(pf);
+    while (worker_accept(&c, &cfg) && serve_conn(&c, cfg))
+        ;
+    OPENSSL_thread_stop();              /* this thread's TLS random state */
     return NULL;
 }
 
-/* smtp_frontend_start - the accept thread (signals stay with main). */
+/* smtp_frontend_start - the first idle worker (signals stay with main). */
 int smtp_frontend_start(void)
 {
     sigset_t all, old;
+    pthread_t tid;
     int rc;
 
     if (nlisteners == 0)
         return 0;
+    pthread_attr_init(&worker_attr);
+    pthread_attr_setstacksize(&worker_attr, SMTP_STACK);
+    pthread_attr_setdetachstate(&worker_attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&srv_lock);
+    nidle++;
+    pthread_mutex_unlock(&srv_lock);
     sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    rc = pthread_create(&accept_tid, NULL, accept_thread, NULL);
+    pthread_sigmask(SIG_BLOCK, &all, &old);   /* workers inherit the mask */
+    rc = pthread_create(&tid, &worker_attr, worker_thread, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        log_error("smtp: cannot start the accept thread: %s", strerror(rc));
+        log_error("smtp: cannot start a worker thread: %s", strerror(rc));
+        pthread_mutex_lock(&srv_lock);
+        nidle--;
+        pthread_mutex_unlock(&srv_lock);
         return -1;
     }
-    accept_running = 1;
     return 0;
 }
 
-/* wait_idle - wait until no session is left or ms passed; 1 if idle. */
-static int wait_idle(long ms)
+/* wait_zero - wait (srv_lock held) until *count is 0 or ms passed; 1 if 0. */
+static int wait_zero(const long *count, long ms)
 {
     struct timespec ts;
-    int idle;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += ms / 1000;
@@ -534,11 +594,19 @@ static int wait_idle(long ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
-    pthread_mutex_lock(&srv_lock);
-    while (nsessions > 0)
+    while (*count > 0)
         if (pthread_cond_timedwait(&srv_idle, &srv_lock, &ts) != 0)
             break;
-    idle = nsessions == 0;
+    return *count == 0;
+}
+
+/* wait_idle - wait until no session is left or ms passed; 1 if idle. */
+static int wait_idle(long ms)
+{
+    int idle;
+
+    pthread_mutex_lock(&srv_lock);
+    idle = wait_zero(&nsessions, ms);
     pthread_mutex_unlock(&srv_lock);
     return idle;
 }
@@ -546,9 +614,9 @@ static int wait_idle(long ms)
 /* smtp_frontend_stop - stop accepting, let sessions drain, then cut. */
 void smtp_frontend_stop(long grace_ms)
 {
-    struct worker *w;
     struct live *l;
     size_t i;
+    int quiet;
 
     if (stop_pipe[1] >= 0) {
         close(stop_pipe[1]);            /* the read end polls readable now */
@@ -556,20 +624,22 @@ void smtp_frontend_stop(long grace_ms)
     }
     pthread_mutex_lock(&srv_lock);
     stopping = 1;
-    for (w = idle_workers; w != NULL; w = w->next)
-        pthread_cond_signal(&w->cond);
+    quiet = wait_zero(&nidle, 5000);    /* no idle worker left to accept */
     pthread_mutex_unlock(&srv_lock);
-    if (accept_running) {
-        pthread_join(accept_tid, NULL);
-        accept_running = 0;
+    if (quiet) {
+        for (i = 0; i < nlisteners; i++) {
+            close(listeners[i].fd);
+            free(listeners[i].spec);
+        }
+        free(listeners);
+        listeners = NULL;
+        nlisteners = 0;
+        if (srv_epfd >= 0)
+            close(srv_epfd);
+        srv_epfd = -1;
+    } else {
+        log_warn("smtp: idle workers did not stop; listeners left open");
     }
-    for (i = 0; i < nlisteners; i++) {
-        close(listeners[i].fd);
-        free(listeners[i].spec);
-    }
-    free(listeners);
-    listeners = NULL;
-    nlisteners = 0;
     if (!wait_idle(grace_ms)) {
         pthread_mutex_lock(&srv_lock);
         log_warn("smtp: %ld sessions still busy after %ld ms, closing them",

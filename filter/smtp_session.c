@@ -418,16 +418,14 @@ static void smtp_loop(struct smtp_sess *ss)
 }
 
 /* smtp_session_run - serve one client (see smtp_session.h). */
-void smtp_session_run(int fd, const struct sockaddr *sa, socklen_t salen,
-                      int stop_fd, int implicit_tls)
+void smtp_session_run(struct config *cfg, int fd, const struct sockaddr *sa,
+                      socklen_t salen, int stop_fd, int implicit_tls)
 {
     struct smtp_sess ss;
-    struct config *cfg = config_acquire();
     struct reply r;
 
     memset(&ss, 0, sizeof(ss));
     ss.s = session_new(cfg, "smtp");
-    config_release(&cfg);
     ss.conf = ss.s->cfg->smtp;
     if (ss.conf == NULL) {              /* a reload removed the smtp block */
         static const char bye[] = "421 4.3.2 Service not available\r\n";

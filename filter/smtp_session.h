@@ -23,6 +23,7 @@
 #include "relay.h"
 #include "smtp_io.h"
 
+struct config;
 struct session;
 struct smtp_conf;
 struct msgin;
@@ -69,9 +70,10 @@ struct smtp_sess {
 };
 
 /* smtp_session_run - serve one admitted client on fd (the caller closes
- * it); implicit_tls: handshake before the banner (RFC 8314). */
-void smtp_session_run(int fd, const struct sockaddr *sa, socklen_t salen,
-                      int stop_fd, int implicit_tls);
+ * it) under cfg (the caller's reference; the session takes its own);
+ * implicit_tls: handshake before the banner (RFC 8314). */
+void smtp_session_run(struct config *cfg, int fd, const struct sockaddr *sa,
+                      socklen_t salen, int stop_fd, int implicit_tls);
 /* smtp_tls_start - handshake and TLS stage; 0, or -1 (close the session). */
 int  smtp_tls_start(struct smtp_sess *ss);
 
