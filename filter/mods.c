@@ -134,6 +134,19 @@ void mods_envelope(struct session *s, const char **sender_r,
     *n_r = n;
 }
 
+/* mods_envelope_changed - see mods.h. */
+int mods_envelope_changed(const struct txn *t)
+{
+    const struct mod *m;
+
+    for (m = t->mods; m != NULL; m = m->next)
+        if (m->type == MOD_CHANGE_SENDER || m->type == MOD_ADD_RCPT ||
+            m->type == MOD_DELETE_RCPT)
+            return 1;
+    return 0;
+}
+
+/* mods_body - see mods.h. */
 struct spool *mods_body(struct session *s)
 {
     return s->txn->new_body != NULL ? s->txn->new_body : s->txn->body;

@@ -23,6 +23,10 @@ void mods_envelope(struct session *s, const char **sender_r,
                    const char **sender_params_r, struct rcpt **rcpts_r,
                    size_t *n_r);
 
+/* mods_envelope_changed - did a plugin record a change of sender or
+ * recipients? */
+int mods_envelope_changed(const struct txn *t);
+
 /* mods_body - the spool to send: the replacement body if one was set. */
 struct spool *mods_body(struct session *s);
 

@@ -568,6 +568,8 @@ void relay_close(struct relay **rp, int reuse)
     if (r == NULL)
         return;
     *rp = NULL;
+    if (r->data_sent || r->in_data)
+        r->broken = 1;                  /* a QUIT or RSET would be message text */
     if (reuse && !r->broken && r->in_txn) {
         relay_cmd(r, "RSET");
         if (relay_flush(r) < 0 || relay_reply(r, 0, &rep, "pool") < 0 || rep.code != 250)

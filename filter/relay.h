@@ -56,6 +56,14 @@ struct relay {
     char              xclient_key[300]; /* whose identity XCLIENT gave */
     int               broken;       /* unusable: never pooled */
     int               in_txn;       /* MAIL sent, not yet ended or RSET */
+    int               data_sent;    /* DATA sent, its reply not read yet */
+    int               in_data;      /* the backend said 354: what it reads
+                                       now is message. While either is set
+                                       no command may go (it would be
+                                       message text), so relay_close never
+                                       pools or QUITs it: it just closes,
+                                       and the message without its dot is
+                                       dropped by the backend. */
     unsigned          uses;         /* sessions served */
     long              timeout;      /* ms for each reply */
     long              data_timeout; /* ms for the reply to the final dot */
@@ -73,7 +81,8 @@ struct relay {
 struct relay *relay_open(const struct smtp_conf *conf, const char *helo_name,
                          const char *sid, struct breply *fail_r);
 /* relay_close - to the pool if reuse and healthy (RSET first if a
- * transaction is open), else QUIT/close. *rp becomes NULL. */
+ * transaction is open), else QUIT/close; a connection in (or maybe in)
+ * data mode is only closed. *rp becomes NULL. */
 void relay_close(struct relay **rp, int reuse);
 /* relay_alive - 1 if an idle connection has nothing to say (no 421 after
  * its timeout, no EOF): it can take the next command. */

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "mods.h"
 #include "pool.h"
 #include "session.h"
 #include "smtp_conf.h"
@@ -474,6 +475,42 @@ static void sync_violation(struct smtp_sess *ss)
     }
 }
 
+/* chain_after_data - does a plugin of the chain look at the message
+ * (header, body or end of message), where it may still refuse it or
+ * change the envelope? */
+static int chain_after_data(const struct smtp_sess *ss)
+{
+    static const subm_stage_t later[] = {
+        SUBM_STAGE_HEADER, SUBM_STAGE_EOH, SUBM_STAGE_BODY, SUBM_STAGE_EOM
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(later) / sizeof(later[0]); i++)
+        if (chain_uses_stage(ss->s->chain, later[i]))
+            return 1;
+    return 0;
+}
+
+/* data_early - DATA to the backend now, at the client's DATA, when
+ * nothing from here on can change the envelope (no plugin hooks a stage
+ * after DATA, no envelope change was recorded): the backend's 354 then
+ * comes while the client sends its message and is read at the end of it
+ * (smtp_deliver), which saves that round trip per message. The backend
+ * sees the message only when it is complete; if the client vanishes or the
+ * message is refused, the connection is closed without a dot (relay.h). */
+static void data_early(struct smtp_sess *ss)
+{
+    struct relay *r = ss->relay;
+
+    if (r == NULL || r->broken || !ss->relay_txn || !r->in_txn || ss->npend > 0 ||
+        r->data_sent || r->in_data || chain_after_data(ss) ||
+        mods_envelope_changed(ss->s->txn))
+        return;
+    relay_cmd(r, "DATA");
+    if (relay_flush(r) == 0)
+        r->data_sent = 1;
+}
+
 /* data_ready - checks common to DATA and the first BDAT; 0 if the
  * transaction may take a message, else -1 after replying. */
 static int data_ready(struct smtp_sess *ss)
@@ -499,6 +536,7 @@ static int data_ready(struct smtp_sess *ss)
         return -1;
     }
     ss->data_started = 1;
+    data_early(ss);
     return 0;
 }
 

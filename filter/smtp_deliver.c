@@ -100,18 +100,6 @@ static const char *params_join(struct pool *p, const subm_param_t *pa, size_t n)
     return pool_strdup(p, buf);
 }
 
-/* env_changed - did a plugin change the envelope? */
-static int env_changed(const struct txn *t)
-{
-    const struct mod *m;
-
-    for (m = t->mods; m != NULL; m = m->next)
-        if (m->type == MOD_CHANGE_SENDER || m->type == MOD_ADD_RCPT ||
-            m->type == MOD_DELETE_RCPT)
-            return 1;
-    return 0;
-}
-
 /* was_accepted - is addr one of the recipients the client was told 250? */
 static int was_accepted(const struct txn *t, const char *addr)
 {
@@ -261,34 +249,54 @@ static int out_of_step(const struct breply *rep)
            (rep->code / 100 == 5 && rep->len > 8 && memcmp(rep->buf + 4, "5.5.", 4) == 0);
 }
 
-/* relay_message - DATA, the message, the final reply into rep. 0 when the
- * backend answered the final dot (whatever it said), -1 otherwise. */
+/* data_refused - a reply other than 354 to DATA: 2xx, 3xx and 503-like
+ * replies mean the backend is out of step (our failure: 451, connection
+ * dropped); others are the backend's answer to the message. */
+static void data_refused(struct smtp_sess *ss, struct relay *r, struct breply *rep)
+{
+    char l[256];
+
+    if (rep->code / 100 == 2 || rep->code / 100 == 3 || out_of_step(rep)) {
+        log_warn("%s: backend %s answered DATA: %s", ss->s->id, r->backend,
+                 breply_line(rep, l, sizeof(l)));
+        r->broken = 1;
+        breply_set(rep, 451, "4.3.0", "Backend protocol error, try again later");
+    }
+}
+
+/* relay_message - DATA (unless the backend already said 354), the
+ * message, the final reply into rep. 0 when the backend answered the final
+ * dot (whatever it said), 1 when no recipient is left, -1 otherwise. */
 static int relay_message(struct smtp_sess *ss, struct breply *rep, int reconnected)
 {
     struct relay *r = ss->relay;
     int rc;
 
-    if (reconnected || env_changed(ss->s->txn)) {
+    if (r->in_data && !reconnected && mods_envelope_changed(ss->s->txn)) {
+        /* data_early() never lets this happen: an RSET now would be text */
+        log_error("%s: envelope changed after an early DATA; message refused", ss->s->id);
+        r->broken = 1;
+        breply_set(rep, 451, "4.3.0", "Local error, try again later");
+        return -1;
+    }
+    if (reconnected || mods_envelope_changed(ss->s->txn)) {
         rc = env_replay(ss, rep, reconnected);
         if (rc <= 0)
             return rc == 0 ? 1 : -1;
     }
-    relay_cmd(r, "DATA");
-    if (relay_flush(r) < 0) {
-        relay_lost(rep);
-        return -1;
-    }
-    if (relay_reply(r, 0, rep, ss->s->id) < 0)
-        return -1;
-    if (rep->code != 354) {
-        if (rep->code / 100 == 2 || rep->code / 100 == 3 || out_of_step(rep)) {
-            char l[256];
-            log_warn("%s: backend %s answered DATA: %s", ss->s->id, r->backend,
-                     breply_line(rep, l, sizeof(l)));
-            r->broken = 1;
-            breply_set(rep, 451, "4.3.0", "Backend protocol error, try again later");
+    if (!r->in_data) {
+        relay_cmd(r, "DATA");
+        if (relay_flush(r) < 0) {
+            relay_lost(rep);
+            return -1;
         }
-        return -1;
+        if (relay_reply(r, 0, rep, ss->s->id) < 0)
+            return -1;
+        if (rep->code != 354) {
+            data_refused(ss, r, rep);
+            return -1;
+        }
+        r->in_data = 1;
     }
     send_message(ss);
     if (r->broken || relay_data_end(r) < 0) {
@@ -299,8 +307,43 @@ static int relay_message(struct smtp_sess *ss, struct breply *rep, int reconnect
     if (relay_reply(r, r->data_timeout, rep, ss->s->id) < 0)
         return -1;
     relay_final(r, rep, ss->s->id);
-    r->in_txn = 0;
+    r->in_data = r->in_txn = 0;
     return 0;
+}
+
+/* Where the backend connection stands at the end of a message. */
+enum backend_state {
+    BACKEND_READY,              /* alive, in the transaction (maybe in data mode) */
+    BACKEND_GONE,               /* to be replaced, the envelope given again */
+    BACKEND_REFUSED             /* it refused DATA: its reply is the answer */
+};
+
+/* backend_state - check the connection before relaying: read the reply to
+ * an early DATA (smtp_cmd.c) if one was sent, then whether anything came
+ * after it (a 421 at the backend's timeout, EOF). */
+static enum backend_state backend_state(struct smtp_sess *ss, struct breply *rep)
+{
+    struct relay *r = ss->relay;
+
+    if (r == NULL || r->broken || !ss->relay_txn)
+        return BACKEND_GONE;
+    if (r->data_sent) {
+        r->data_sent = 0;
+        if (relay_reply(r, 0, rep, ss->s->id) < 0 || r->broken) {
+            r->broken = 1;
+            return BACKEND_GONE;
+        }
+        if (rep->code != 354) {
+            data_refused(ss, r, rep);
+            return BACKEND_REFUSED;
+        }
+        r->in_data = 1;
+    }
+    if (!relay_alive(r)) {
+        r->broken = 1;
+        return BACKEND_GONE;
+    }
+    return BACKEND_READY;
 }
 
 /* backend_again - the connection that took MAIL and RCPT is gone (the
@@ -348,10 +391,17 @@ void smtp_deliver(struct smtp_sess *ss)
         txn_done(ss);
         return;
     }
-    if (ss->relay == NULL || ss->relay->broken || !ss->relay_txn || !relay_alive(ss->relay))
-        rc = backend_again(ss, &rep) < 0 ? -1 : relay_message(ss, &rep, 1);
-    else
+    switch (backend_state(ss, &rep)) {
+    case BACKEND_READY:
         rc = relay_message(ss, &rep, 0);
+        break;
+    case BACKEND_GONE:
+        rc = backend_again(ss, &rep) < 0 ? -1 : relay_message(ss, &rep, 1);
+        break;
+    default:
+        rc = -1;
+        break;
+    }
     if (rc == 1) {
         smtp_reply(ss, 250, "2.0.0", "Ok: no recipients left, discarded");
         smtp_log_summary(ss, "discard", 0, "every recipient removed by policy");

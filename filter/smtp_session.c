@@ -97,6 +97,8 @@ void smtp_txn_abort(struct smtp_sess *ss)
         (void)smtp_stage(ss, SUBM_STAGE_RSET, NULL, &r);
         txn_end(ss->s);
     }
+    if (ss->relay != NULL && (ss->relay->data_sent || ss->relay->in_data))
+        ss->relay->broken = 1;          /* in data mode: RSET cannot reach it */
     ss->txn_bdat = ss->data_started = ss->relay_txn = 0;
     ss->body_8bit = ss->smtputf8 = 0;
 }

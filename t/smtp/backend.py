@@ -14,6 +14,8 @@ Faults are chosen by the envelope (so one server serves every test case):
   RCPT TO:<fault-rcpt-CODE@x>      reply CODE to that RCPT
   RCPT TO:<fault-rcpt-drop@x>      close at that RCPT
   RCPT TO:<fault-data-CODE@x>      reply CODE to DATA;  fault-data-drop: close
+  RCPT TO:<fault-data-timeout-once@x>  354, then 421 and close 0.2 s later, as at
+                                   a backend's timeout (the first time only)
   RCPT TO:<fault-dot-CODE@x>       reply CODE to the final dot (nothing kept)
   RCPT TO:<fault-dot-drop@x>       close after the dot, no reply (nothing kept)
   RCPT TO:<fault-dot-slow@x>       sleep --slow seconds after the dot, then close
@@ -273,8 +275,18 @@ class Handler(socketserver.BaseRequestHandler):
         if not self.rcpts:
             self.send(b"554 5.5.1 no valid recipients\r\n")
             return
+        if "data-timeout-once" in self.faults:
+            st = self.server.state
+            with st.lock:
+                first = "data-timeout-once" not in st.dropped
+                st.dropped.add("data-timeout-once")
+            if first:
+                self.send(b"354 go ahead\r\n")
+                time.sleep(0.2)
+                self.send(b"421 4.4.2 backend.test Error: timeout exceeded\r\n")
+                raise Drop()
         for f in self.faults:
-            if f.startswith("data-"):
+            if f.startswith("data-") and f != "data-timeout-once":
                 if f == "data-drop":
                     raise Drop()
                 self.send(code_reply(f[5:8], "data"))

@@ -36,6 +36,9 @@ DN = T.Daemon(P, WORK, BN.port, plugins=tp_block("tp", mods=["addrcpt:added@exam
 # a daemon whose capability cache is still empty
 BC = T.Backend(P, WORK)
 DC = T.Daemon(P, WORK, BC.port)
+# no plugin: DATA goes to the backend at the client's DATA
+BE = T.Backend(P, WORK)
+DE = T.Daemon(P, WORK, BE.port, smtp_extra="max_message_size = 2000")
 
 
 def msgs_to(be, addr):
@@ -168,7 +171,114 @@ def t_ehlo_no_held_relay():
     b.close()
 
 
+def data_lines(be):
+    """(conn, index) of every DATA the backend read."""
+    return [(x["conn"], i) for i, x in enumerate(be.commands()) if x["line"] == "DATA\r\n"]
+
+
+def t_early_data():
+    """No plugin past DATA: the backend has DATA before the client sends a
+    line of the message, and gets the message once, whole."""
+    before = len(data_lines(BE))
+    c, _ = T.greet(DE.port)
+    eq(c.cmd("MAIL FROM:<e@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<early@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    T.wait_for(lambda: len(data_lines(BE)) > before, what="DATA at the backend, early")
+    c.send("Subject: early\r\n\r\nbody\r\n.\r\n")
+    eq(c.reply()[0], 250, "delivered")
+    got = msgs_to(BE, "early@example.com")
+    eq(len(got), 1, "once")
+    eq(got[0]["data"], "Subject: early\r\n\r\nbody\r\n", "whole")
+    c.close()
+
+
+def t_late_data_with_plugin():
+    """A plugin hooks the end of message (it adds a recipient there): DATA
+    goes to the backend only once the message is in."""
+    before = len(data_lines(BN))
+    c, _ = T.greet(DN.port)
+    eq(c.cmd("MAIL FROM:<l@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<late@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    time.sleep(0.3)
+    eq(len(data_lines(BN)), before, "no DATA at the backend while the message comes")
+    c.send("Subject: late\r\n\r\nbody\r\n.\r\n")
+    eq(c.reply()[0], 250, "delivered")
+    eq(len(data_lines(BN)), before + 1, "one DATA")
+    c.close()
+
+
+def t_early_data_client_vanishes():
+    """The client goes away in the middle of its message after an early
+    DATA: the backend never gets a message (no dot), and that backend
+    connection is not used again."""
+    c, _ = T.greet(DE.port)
+    eq(c.cmd("MAIL FROM:<v@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<vanish@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    T.wait_for(lambda: [1 for x in BE.commands() if "vanish@" in x["line"]] and
+               data_lines(BE), what="the early DATA")
+    vconn = [x["conn"] for x in BE.commands() if "vanish@" in x["line"]][-1]
+    c.send("Subject: vanish\r\n\r\nhalf a mess")
+    time.sleep(0.1)
+    c.close()
+    time.sleep(0.3)
+    eq(msgs_to(BE, "vanish@example.com"), [], "nothing delivered")
+    c, _ = T.greet(DE.port)
+    eq(send_one(c, "after-vanish@example.com"), 250, "the next message")
+    c.close()
+    check(msgs_to(BE, "after-vanish@example.com")[0]["conn"] != vconn,
+          "the connection left in data mode was not reused")
+
+
+def send_one(c, rcpt, body="Subject: x\r\n\r\nbody\r\n"):
+    eq(c.cmd("MAIL FROM:<s@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<%s>" % rcpt)[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    c.send(body + ".\r\n")
+    return c.reply()[0]
+
+
+def t_early_data_message_refused():
+    """After an early DATA, a message refused by the front-end itself (over
+    max_message_size) or by the backend's answer to DATA: the client gets
+    the refusal at the end, the backend no message, and the next message of
+    the same session goes through."""
+    c, _ = T.greet(DE.port)
+    eq(send_one(c, "too-big@example.com", "Subject: big\r\n\r\n" + ("x" * 70 + "\r\n") * 40),
+       552, "over max_message_size")
+    eq(send_one(c, "fault-data-554@example.com"), 554, "backend refuses DATA")
+    eq(send_one(c, "after-big@example.com"), 250, "the next message")
+    c.close()
+    eq(msgs_to(BE, "too-big@example.com"), [], "the big one never reached the backend")
+    eq(msgs_to(BE, "fault-data-554@example.com"), [], "nor the refused one")
+    eq(len(msgs_to(BE, "after-big@example.com")), 1, "the next one did")
+
+
+def t_early_data_backend_timeout():
+    """The backend answers the early DATA with 354 but gives up (421, close)
+    while the client is slow: the message goes over a new connection with
+    the envelope given again, once."""
+    c, _ = T.greet(DE.port)
+    eq(c.cmd("MAIL FROM:<t@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<fault-data-timeout-once@example.com>")[0], 250, "RCPT")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    time.sleep(0.5)
+    c.send("Subject: slow\r\n\r\nbody\r\n.\r\n")
+    eq(c.reply()[0], 250, "delivered after all")
+    got = msgs_to(BE, "fault-data-timeout-once@example.com")
+    eq(len(got), 1, "once")
+    c.close()
+    check(any("reconnecting" in l for l in DE.log().splitlines()), "the reconnection is logged")
+
+
 for name, fn in [("EHLO holds no backend connection", t_ehlo_no_held_relay),
+                 ("early DATA", t_early_data),
+                 ("DATA after the message when a plugin looks at it", t_late_data_with_plugin),
+                 ("early DATA, client vanishes", t_early_data_client_vanishes),
+                 ("early DATA, message refused", t_early_data_message_refused),
+                 ("early DATA, backend times out", t_early_data_backend_timeout),
                  ("backend lost, then VRFY/ETRN/RCPT", t_lost_then_vrfy),
                  ("RSET before XCLIENT", t_xclient_after_rset),
                  ("backend 3xx", t_backend_3xx),
