@@ -76,7 +76,7 @@ static void txn_done(struct smtp_sess *ss)
 {
     release_relay(ss);
     txn_end(ss->s);
-    ss->txn_bdat = ss->data_started = ss->relay_txn = 0;
+    ss->txn_bdat = ss->data_started = ss->relay_txn = ss->mail_unsent = 0;
     ss->body_8bit = ss->smtputf8 = 0;
 }
 

@@ -99,7 +99,7 @@ void smtp_txn_abort(struct smtp_sess *ss)
     }
     if (ss->relay != NULL && (ss->relay->data_sent || ss->relay->in_data))
         ss->relay->broken = 1;          /* in data mode: RSET cannot reach it */
-    ss->txn_bdat = ss->data_started = ss->relay_txn = 0;
+    ss->txn_bdat = ss->data_started = ss->relay_txn = ss->mail_unsent = 0;
     ss->body_8bit = ss->smtputf8 = 0;
 }
 
@@ -132,12 +132,15 @@ int smtp_backend(struct smtp_sess *ss)
     return 0;
 }
 
-/* smtp_resolve - read the replies of queued backend commands, in order. */
+/* smtp_resolve - read the replies of queued backend commands, in order.
+ * After a refused deferred MAIL (PEND_MAIL_QUIET) the RCPTs sent with it
+ * get the backend's refusal of the sender as their reply, and MAIL is due
+ * again with the next RCPT. */
 void smtp_resolve(struct smtp_sess *ss)
 {
     struct relay *r = ss->relay;
-    struct breply rep;
-    int failed, txn_gone = 0;
+    struct breply rep, mail_refusal;
+    int failed, txn_gone = 0, mail_refused = 0;
     size_t i, dropped = 0;
 
     if (ss->npend == 0)
@@ -168,7 +171,21 @@ void smtp_resolve(struct smtp_sess *ss)
             }
             smtp_reply_backend(ss, &rep);
             break;
+        case PEND_MAIL_QUIET:
+            mail_refused = failed || rep.code / 100 != 2;
+            if (!mail_refused)
+                r->in_txn = 1;
+            else {
+                char l[256];
+                log_info("%s: backend refused the sender: %s", ss->s->id,
+                         breply_line(&rep, l, sizeof(l)));
+                mail_refusal = rep;
+                ss->mail_unsent = ss->s->txn != NULL;
+            }
+            break;
         case PEND_RCPT:
+            if (mail_refused)
+                rep = mail_refusal;
             if ((failed || rep.code / 100 != 2) && !txn_gone && ss->s->txn != NULL)
                 txn_drop_rcpt(ss->s, p->index - dropped++);
             smtp_reply_backend(ss, &rep);

@@ -36,7 +36,15 @@ struct msgin;
 #define SMTP_OUT_BUF      16384
 #define SMTP_MAX_ERRORS   20      /* protocol errors before 421 */
 
-enum pend_kind { PEND_MAIL, PEND_RCPT, PEND_RSET, PEND_CMD };
+/* What a queued backend command is; its reply is read in smtp_resolve. */
+enum pend_kind {
+    PEND_MAIL,          /* its reply goes to the client */
+    PEND_MAIL_QUIET,    /* the client has our 250 (deferred MAIL): a refusal
+                           becomes the reply to the RCPTs sent with it */
+    PEND_RCPT,
+    PEND_RSET,          /* no client reply */
+    PEND_CMD
+};
 
 struct smtp_pend {
     enum pend_kind kind;
@@ -62,6 +70,8 @@ struct smtp_sess {
     int                     txn_bdat;     /* this transaction used BDAT */
     int                     relay_txn;    /* this transaction's MAIL went to
                                              ss->relay: no other may serve it */
+    int                     mail_unsent;  /* MAIL answered by us, to go to the
+                                             backend with the next RCPT */
     int                     data_started; /* DATA stage run (first BDAT) */
     int64_t                 txn_t0;
     struct smtp_pend       *pend;

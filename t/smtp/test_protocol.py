@@ -127,6 +127,7 @@ def t_paths():
         code, l = c.cmd(cmd)
         eq(code, want, cmd)
         if code == 250:
+            c.cmd("RCPT TO:<b@example.com>")    # MAIL goes to the backend with it
             c.cmd("RSET")
     eq(c.cmd("MAIL FROM:<>")[0], 250, "null sender")
     for cmd, want in [("RCPT TO:<>", 553), ("RCPT TO:<b>", 553), ("RCPT TO:b@example.com", 501),
@@ -379,10 +380,15 @@ def t_stage_rejects():
 
 def t_backend_verbatim():
     c, _ = T.greet(D.port)
-    code, l = c.cmd("MAIL FROM:<fault-mail-multi-452@example.com>")
+    # a refusal of the sender answers the RCPT that went with the deferred MAIL
+    eq(c.cmd("MAIL FROM:<fault-mail-multi-452@example.com>")[0], 250, "MAIL (deferred)")
+    code, l = c.cmd("RCPT TO:<r1@example.com>")
     eq(l, ["452-4.3.0 backend mail line one", "452-4.3.0 backend mail line two",
            "452 4.3.0 backend mail line three"], "multi-line backend reply verbatim")
-    eq(c.cmd("MAIL FROM:<fault-mail-553@example.com>")[1], ["553 5.7.1 backend mail 553"], "553")
+    eq(c.cmd("RSET")[0], 250, "RSET")
+    eq(c.cmd("MAIL FROM:<fault-mail-553@example.com>")[0], 250, "MAIL (deferred)")
+    eq(c.cmd("RCPT TO:<r1@example.com>")[1], ["553 5.7.1 backend mail 553"], "553")
+    eq(c.cmd("RSET")[0], 250, "RSET")
     eq(c.cmd("MAIL FROM:<a@example.com>")[0], 250, "MAIL")
     eq(c.cmd("RCPT TO:<fault-rcpt-450@example.com>")[1], ["450 4.3.0 backend rcpt 450"], "450")
     eq(c.cmd("RCPT TO:<fault-rcpt-550@example.com>")[1], ["550 5.7.1 backend rcpt 550"], "550")
@@ -407,7 +413,9 @@ def t_backend_faults():
         code, l = send_msg(c, "a@example.com", [rcpt], "S: x\r\n\r\nb\r\n.\r\n")
         eq(l[0][:9], want, rcpt)
         check(not msgs_to(rcpt), rcpt + " not received")
-    eq(c.cmd("MAIL FROM:<fault-mail-drop@example.com>")[0], 451, "dropped at MAIL")
+    eq(c.cmd("MAIL FROM:<fault-mail-drop@example.com>")[0], 250, "MAIL (deferred)")
+    eq(c.cmd("RCPT TO:<b@example.com>")[1][0][:9], "451 4.4.2", "dropped at MAIL")
+    eq(c.cmd("RSET")[0], 250, "RSET")
     eq(c.cmd("MAIL FROM:<a@example.com>")[0], 250, "reconnects")
     code, l = c.cmd("RCPT TO:<fault-rcpt-drop@example.com>")
     eq(l[0][:9], "451 4.4.2", "dropped at RCPT")

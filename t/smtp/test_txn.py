@@ -91,7 +91,9 @@ def t_xclient_after_rset():
 def t_backend_3xx():
     """A backend 3xx to MAIL, RCPT or the final dot reaches the client as 451 4.3.0."""
     c, _ = T.greet(DX.port)
-    eq(c.cmd("MAIL FROM:<fault-mail-354@example.com>")[1][0][:9], "451 4.3.0", "3xx to MAIL")
+    eq(c.cmd("MAIL FROM:<fault-mail-354@example.com>")[0], 250, "MAIL (deferred)")
+    eq(c.cmd("RCPT TO:<r@example.com>")[1][0][:9], "451 4.3.0", "3xx to MAIL, at RCPT")
+    eq(c.cmd("RSET")[0], 250, "RSET")
     eq(c.cmd("MAIL FROM:<a@example.com>")[0], 250, "MAIL again")
     eq(c.cmd("RCPT TO:<fault-rcpt-334@example.com>")[1][0][:9], "451 4.3.0", "3xx to RCPT")
     c.close()
@@ -273,7 +275,56 @@ def t_early_data_backend_timeout():
     check(any("reconnecting" in l for l in DE.log().splitlines()), "the reconnection is logged")
 
 
+def mail_lines(be, sender):
+    return [x for x in be.commands() if x["line"].startswith("MAIL FROM:<%s>" % sender)]
+
+
+def t_deferred_mail():
+    """To a PIPELINING backend, MAIL goes with the first RCPT, in one write;
+    a transaction that ends before any RCPT never reaches the backend."""
+    c, _ = T.greet(DE.port)
+    eq(c.cmd("MAIL FROM:<never@example.com>")[1][0][:9], "250 2.1.0", "MAIL, answered by us")
+    eq(c.cmd("RSET")[0], 250, "RSET")
+    eq(c.cmd("MAIL FROM:<deferred@example.com>")[0], 250, "MAIL")
+    time.sleep(0.2)
+    eq(mail_lines(BE, "deferred@example.com"), [], "no MAIL at the backend before a RCPT")
+    eq(c.cmd("RCPT TO:<d1@example.com>")[0], 250, "RCPT")
+    m = mail_lines(BE, "deferred@example.com")
+    eq(len(m), 1, "MAIL with the RCPT")
+    check(m[0]["ahead"], "MAIL and RCPT in one write")
+    eq(c.cmd("RCPT TO:<d2@example.com>")[0], 250, "second RCPT")
+    eq(len(mail_lines(BE, "deferred@example.com")), 1, "MAIL once")
+    eq(c.cmd("DATA")[0], 354, "DATA")
+    c.send("Subject: deferred\r\n\r\nbody\r\n.\r\n")
+    eq(c.reply()[0], 250, "delivered")
+    c.close()
+    eq(mail_lines(BE, "never@example.com"), [], "the abandoned MAIL never reached the backend")
+    eq(msgs_to(BE, "d2@example.com")[0]["rcpts"], ["d1@example.com", "d2@example.com"], "envelope")
+
+
+def t_deferred_mail_refused():
+    """The backend refuses the deferred MAIL: every RCPT gets its refusal
+    (MAIL is tried again with each), DATA has no recipient; a backend
+    without PIPELINING is asked at MAIL and answers MAIL."""
+    c, _ = T.greet(DE.port)
+    eq(c.cmd("MAIL FROM:<fault-mail-550@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<x1@example.com>")[1], ["550 5.7.1 backend mail 550"], "first RCPT")
+    eq(c.cmd("RCPT TO:<x2@example.com>")[1], ["550 5.7.1 backend mail 550"], "second RCPT")
+    eq(len(mail_lines(BE, "fault-mail-550@example.com")), 2, "MAIL tried with each RCPT")
+    code, l = c.cmd("DATA")
+    eq((code, l[0][:9]), (554, "554 5.5.1"), "DATA without a recipient")
+    eq(c.cmd("RSET")[0], 250, "RSET")
+    eq(send_one(c, "after-refused@example.com"), 250, "the next transaction")
+    c.close()
+    c, _ = T.greet(DN.port)
+    eq(c.cmd("MAIL FROM:<fault-mail-553@example.com>")[1], ["553 5.7.1 backend mail 553"],
+       "no PIPELINING: refused at MAIL")
+    c.close()
+
+
 for name, fn in [("EHLO holds no backend connection", t_ehlo_no_held_relay),
+                 ("deferred MAIL", t_deferred_mail),
+                 ("deferred MAIL refused", t_deferred_mail_refused),
                  ("early DATA", t_early_data),
                  ("DATA after the message when a plugin looks at it", t_late_data_with_plugin),
                  ("early DATA, client vanishes", t_early_data_client_vanishes),
