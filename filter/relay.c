@@ -2,8 +2,9 @@
  * relay.c - backend connections, their pool and capability cache, replies
  * and the DATA encoder (see relay.h).
  *
- * The pool is a LIFO list of idle connections under one mutex; a pooled
- * connection is checked before reuse (anything readable on it means the
+ * The pool is a LIFO list of idle connections under one mutex, held only
+ * to push or pop (never across a system call); a pooled connection is
+ * checked before reuse (anything readable on it means the
  * backend spoke or closed, e.g. its idle 421) and dropped past an idle
  * age. The capability cache remembers the last EHLO answer per backend so
  * that a client's EHLO can be answered without a backend round trip.
@@ -40,7 +41,8 @@ struct pooled {
     struct pooled *next;
 };
 
-static pthread_mutex_t relay_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t relay_lock = PTHREAD_MUTEX_INITIALIZER;   /* pool, list */
+static pthread_rwlock_t cache_lock = PTHREAD_RWLOCK_INITIALIZER; /* read at every EHLO */
 static struct pooled  *relay_idle;
 static size_t          relay_nidle;
 static size_t          relay_pool_max = 32;
@@ -383,11 +385,11 @@ static int relay_ehlo(struct relay *r, const char *helo_name, struct breply *rep
         return -1;
     }
     relay_parse_ehlo(rep, &r->caps);
-    pthread_mutex_lock(&relay_lock);
+    pthread_rwlock_wrlock(&cache_lock);
     snprintf(cache_backend, sizeof(cache_backend), "%s", r->backend);
     cache_caps = r->caps;
     cache_valid = 1;
-    pthread_mutex_unlock(&relay_lock);
+    pthread_rwlock_unlock(&cache_lock);
     return 0;
 }
 
@@ -426,11 +428,11 @@ int relay_caps_cached(const char *backend, struct relay_caps *caps_r)
 {
     int ok;
 
-    pthread_mutex_lock(&relay_lock);
+    pthread_rwlock_rdlock(&cache_lock);
     ok = cache_valid && strcmp(cache_backend, backend) == 0;
     if (ok)
         *caps_r = cache_caps;
-    pthread_mutex_unlock(&relay_lock);
+    pthread_rwlock_unlock(&cache_lock);
     return ok;
 }
 
@@ -468,43 +470,44 @@ int relay_alive(struct relay *r)
     return poll(&pf, 1, 0) == 0 && r->io.in_end == r->io.in_start;
 }
 
-/* relay_pool_take - an idle, live connection to backend, or NULL. Dead or
- * stale ones met on the way are taken out under the lock and closed after
- * it (a TLS shutdown or close must not hold up every other session). */
+/* pool_pop - the most recently pooled connection to backend in that
+ * XCLIENT mode, taken out of the pool; NULL if none. */
+static struct relay *pool_pop(const char *backend, int xclient_mode)
+{
+    struct pooled **pp, *e;
+    struct relay *r = NULL;
+
+    pthread_mutex_lock(&relay_lock);
+    for (pp = &relay_idle; (e = *pp) != NULL; pp = &e->next) {
+        if (strcmp(e->r->backend, backend) == 0 && e->r->xclient_mode == xclient_mode) {
+            *pp = e->next;
+            relay_nidle--;
+            r = e->r;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&relay_lock);
+    free(e);
+    return r;
+}
+
+/* relay_pool_take - an idle, live connection to backend, or NULL. Each
+ * candidate is checked (idle age, anything readable) after it left the
+ * pool, outside the lock: a poll() or a close under the lock would hold up
+ * every other session. Dead or stale ones are closed. */
 static struct relay *relay_pool_take(const char *backend, int xclient_mode,
                                      size_t pool_max)
 {
-    struct pooled **pp, *e, *dead = NULL;
-    struct relay *r = NULL;
-    int64_t now = monotonic_ms();
+    struct relay *r;
 
-    pthread_mutex_lock(&relay_lock);
-    relay_pool_max = pool_max;          /* the current configuration's */
-    for (pp = &relay_idle; *pp != NULL; ) {
-        e = *pp;
-        if (strcmp(e->r->backend, backend) != 0 || e->r->xclient_mode != xclient_mode) {
-            pp = &e->next;
-            continue;
-        }
-        *pp = e->next;
-        relay_nidle--;
-        if (now - e->r->idle_since > RELAY_POOL_IDLE_MS || !relay_alive(e->r)) {
-            e->next = dead;             /* closed below, outside the lock */
-            dead = e;
-            continue;
-        }
-        r = e->r;
-        free(e);
-        break;
+    __atomic_store_n(&relay_pool_max, pool_max, __ATOMIC_RELAXED);  /* the current configuration's */
+    while ((r = pool_pop(backend, xclient_mode)) != NULL) {
+        if (monotonic_ms() - r->idle_since <= RELAY_POOL_IDLE_MS && relay_alive(r))
+            return r;
+        r->io.wtimeout = 0;
+        relay_free(r);
     }
-    pthread_mutex_unlock(&relay_lock);
-    for (; dead != NULL; dead = e) {
-        e = dead->next;
-        dead->r->io.wtimeout = 0;
-        relay_free(dead->r);
-        free(dead);
-    }
-    return r;
+    return NULL;
 }
 
 /* relay_open - a ready backend connection; see relay.h. */
@@ -577,20 +580,21 @@ void relay_close(struct relay **rp, int reuse)
         r->in_txn = 0;
     }
     if (reuse && !r->broken && r->io.in_end == r->io.in_start) {
+        e = xmalloc(sizeof(*e));
+        e->r = r;
+        snprintf(r->sid, sizeof(r->sid), "pool");
+        r->idle_since = monotonic_ms();
         pthread_mutex_lock(&relay_lock);
-        if (relay_nidle < relay_pool_max) {
-            e = xmalloc(sizeof(*e));
-            e->r = r;
+        if (relay_nidle < __atomic_load_n(&relay_pool_max, __ATOMIC_RELAXED)) {
             e->next = relay_idle;
             relay_idle = e;
             relay_nidle++;
-            snprintf(r->sid, sizeof(r->sid), "pool");
-            r->idle_since = monotonic_ms();
-            r = NULL;
+            e = NULL;
         }
         pthread_mutex_unlock(&relay_lock);
-        if (r == NULL)
+        if (e == NULL)
             return;
+        free(e);                        /* the pool is full */
     }
     if (!r->broken) {
         r->io.wtimeout = 1000;
