@@ -93,6 +93,12 @@ void chain_free(struct chain **chp)
     *chp = NULL;
 }
 
+/* chain_empty - see chain.h. */
+int chain_empty(const struct chain *ch)
+{
+    return ch == NULL || (ch->stage_mask == 0 && ch->flags == 0);
+}
+
 /* chain_uses_stage - whether some link hooks stage. */
 int chain_uses_stage(const struct chain *ch, subm_stage_t stage)
 {

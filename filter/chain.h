@@ -52,6 +52,8 @@ void          chain_free(struct chain **chp);
 /* chain_hook - a link's hook for a stage, or NULL. */
 subm_hook_t   chain_hook(const subm_plugin_t *desc, subm_stage_t stage);
 int           chain_uses_stage(const struct chain *ch, subm_stage_t stage);
+/* chain_empty - no link hooks a stage or asks for anything (NULL too). */
+int           chain_empty(const struct chain *ch);
 const char   *chain_stage_name(subm_stage_t stage);
 
 /*

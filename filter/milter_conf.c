@@ -5,6 +5,9 @@
 #include "milter_conf.h"
 
 #define O(f) offsetof(struct milter_conf, f)
+
+static const char *const no_reply_choices[] = { "no", "yes", "auto", NULL };
+
 const subm_option_t milter_options[] = {
     { "listen", SUBM_OPT_STR, "inet:8890@127.0.0.1", O(listen), 0, 0, NULL,
       "libmilter socket: inet:PORT@ADDR, inet6:PORT@ADDR or unix:PATH" },
@@ -17,7 +20,9 @@ const subm_option_t milter_options[] = {
       "asked for at connect, MAIL, RCPT and end of message" },
     { "tcp_nodelay", SUBM_OPT_BOOL, "yes", O(tcp_nodelay), 0, 0, NULL,
       "TCP_NODELAY on inet sockets (no Nagle stall on end-of-message replies)" },
-    { "no_reply_steps", SUBM_OPT_BOOL, "no", O(no_reply_steps), 0, 0, NULL,
-      "let the MTA skip waiting for replies where no plugin answers (unix sockets)" },
+    { "no_reply_steps", SUBM_OPT_ENUM, "auto", O(no_reply_steps), 0, 0, no_reply_choices,
+      "let the MTA skip waiting for replies where no plugin answers: yes, no, or auto "
+      "(yes on a unix socket; over TCP a packet left without a reply can wait for a "
+      "delayed ACK)" },
     SUBM_OPT_END
 };

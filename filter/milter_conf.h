@@ -13,8 +13,14 @@ struct milter_conf {
     long               backlog;
     const char *const *macros;          /* extra macros to ask the MTA for */
     int                tcp_nodelay;     /* set TCP_NODELAY on the listener */
-    int                no_reply_steps;  /* SMFIP_NR_* where no plugin answers */
+    int                no_reply_steps;  /* MILTER_NR_*: SMFIP_NR_* where no
+                                           plugin answers */
 };
+
+/* no_reply_steps choices, in milter_conf.c's order */
+#define MILTER_NR_NO   0
+#define MILTER_NR_YES  1
+#define MILTER_NR_AUTO 2                /* yes on a unix socket */
 
 extern const subm_option_t milter_options[];
 

@@ -9,11 +9,15 @@
  *   `no_reply_steps = yes`, a stage the front-end needs for the session
  *   model but no plugin answers (HELO for subm_helo(), RCPT for the
  *   recipient list, headers that a plugin reads only at EOM) is asked for
- *   without a reply (SMFIP_NR_*). Off by default: measured with Postfix over
- *   TCP, a packet the MTA sends without awaiting a reply leaves its next
- *   write waiting on our delayed ACK (Postfix does not set TCP_NODELAY on
- *   milter sockets), ~40 ms a message, far more than the round trips saved. SMFIP_SKIP lets a plugin's ACCEPT at BODY end the
- *   body transfer; SMFIP_HDR_LEADSPC gives header fields exactly as sent.
+ *   without a reply (SMFIP_NR_*). The default, `auto`, does so on a unix
+ *   socket only: measured with Postfix over TCP,
+ *   a packet the MTA sends without awaiting a reply leaves its next write
+ *   waiting on our delayed ACK (Postfix does not set TCP_NODELAY on milter
+ *   sockets), ~40 ms a message, far more than the round trips saved.
+ *   An empty chain (nothing reads the session at all) asks for CONNECT
+ *   only, and accepts the connection there: the MTA then calls it no more.
+ *   SMFIP_SKIP lets a plugin's ACCEPT at BODY end the body transfer;
+ *   SMFIP_HDR_LEADSPC gives header fields exactly as sent.
  * - actions: every modification libmilter registered, among those offered;
  *   what the MTA does not offer is skipped at EOM with a warning.
  * - macros (smfi_setsymlist): the ones the session model reads, plus the
@@ -73,6 +77,21 @@ unsigned long milter_neg_steps(const struct chain *ch, unsigned long offered,
                        STAGE_USED(ch, SUBM_STAGE_AUTH) ||
                        STAGE_USED(ch, SUBM_STAGE_MAIL);
     unsigned long w = 0;
+
+    /* an empty chain reads nothing: its CONNECT is answered ACCEPT
+     * (milter_connect), after which the MTA sends nothing more for the
+     * connection, not even macros; every other step off all the same */
+    if (chain_empty(ch)) {
+        want(&w, offered, SMFIP_NOHELO);
+        want(&w, offered, SMFIP_NOMAIL);
+        want(&w, offered, SMFIP_NORCPT);
+        want(&w, offered, SMFIP_NODATA);
+        want(&w, offered, SMFIP_NOHDRS);
+        want(&w, offered, SMFIP_NOEOH);
+        want(&w, offered, SMFIP_NOBODY);
+        want(&w, offered, SMFIP_NOUNKNOWN);
+        return w;
+    }
 
     /* stages nobody needs. Not DATA: Postfix sends the DATA macros even
      * when told to skip DATA, and a packet left without a reply makes its
@@ -191,6 +210,16 @@ int milter_neg_macros(SMFICTX *ctx, const struct config *cfg)
     return r;
 }
 
+/* no_reply_wanted - no_reply_steps, with auto resolved by the socket. */
+static int no_reply_wanted(const struct milter_conf *mc)
+{
+    if (mc == NULL)
+        return 0;
+    if (mc->no_reply_steps == MILTER_NR_AUTO)
+        return mc->listen != NULL && strncmp(mc->listen, "inet", 4) != 0;
+    return mc->no_reply_steps == MILTER_NR_YES;
+}
+
 /* milter_negotiate - xxfi_negotiate: f0 actions and f1 steps offered. */
 sfsistat milter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
                           unsigned long f2, unsigned long f3,
@@ -203,8 +232,7 @@ sfsistat milter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     if (c == NULL && (c = milter_conn_new(ctx)) == NULL)
         return SMFIS_TEMPFAIL;
     c->actions = milter_neg_actions(f0);
-    c->steps = milter_neg_steps(c->cfg->chain, f1,
-                                c->cfg->milter ? c->cfg->milter->no_reply_steps : 0);
+    c->steps = milter_neg_steps(c->cfg->chain, f1, no_reply_wanted(c->cfg->milter));
     c->negotiated = 1;
     if (c->actions & SMFIF_SETSYMLIST)
         (void)milter_neg_macros(ctx, c->cfg);   /* failures logged; the MTA's

@@ -225,12 +225,15 @@ static size_t split_params(const struct session *s, char **argv,
 /* milter_connect - xxfi_connect: CONNECT. */
 sfsistat milter_connect(SMFICTX *ctx, char *host, struct sockaddr *sa)
 {
-    struct milter_conn *c;
-    struct session *s = session(ctx, &c);
+    struct milter_conn *c = conn(ctx);
+    struct session *s;
     struct reply r;
     subm_verdict_t v;
     const char *name = host;
 
+    if (c != NULL && chain_empty(c->cfg->chain))
+        return SMFIS_ACCEPT;            /* nothing to decide: the MTA calls us no more */
+    s = session(ctx, &c);
     if (s == NULL)
         return SMFIS_TEMPFAIL;
     /* MTAs give "[addr]" (Sendmail, Postfix) when the name is not known */

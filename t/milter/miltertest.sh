@@ -77,11 +77,16 @@ spool_dir = "$T"
 milter { listen = "inet:21011@127.0.0.1" }
 plugin example { path = "$EXAMPLE_SO"  reject_rcpt = { "blocked@example.net" } }
 CONF
+cat >"$T/neg3.conf" <<CONF
+pid_file = ""
+spool_dir = "$T"
+milter { listen = "inet:21011@127.0.0.1" }
+CONF
 if [ ! -e "$EXAMPLE_SO" ]; then
     not_ok "example plugin built ($EXAMPLE_SO)"
 elif start_submilter "$T/neg.conf" 21011; then
     run_lua mt-negotiate.lua PORT=21011 "LOG=$T/neg.log" "CONF=$T/neg.conf" \
-        "CONF2=$T/neg2.conf" "PID=$SUB_PID"
+        "CONF2=$T/neg2.conf" "CONF3=$T/neg3.conf" "PID=$SUB_PID"
 fi
 
 # hostile MTA: random and malformed protocol sessions, then a clean one
