@@ -231,7 +231,8 @@ sfsistat milter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     milter_touch();
     if (c == NULL && (c = milter_conn_new(ctx)) == NULL)
         return SMFIS_TEMPFAIL;
-    c->actions = milter_neg_actions(f0);
+    /* an empty chain modifies nothing and reads no macro */
+    c->actions = chain_empty(c->cfg->chain) ? 0 : milter_neg_actions(f0);
     c->steps = milter_neg_steps(c->cfg->chain, f1, no_reply_wanted(c->cfg->milter));
     c->negotiated = 1;
     if (c->actions & SMFIF_SETSYMLIST)

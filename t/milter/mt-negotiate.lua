@@ -111,6 +111,8 @@ if switched then
           opt(c3, SMFIP_NOHELO) and opt(c3, SMFIP_NORCPT) and opt(c3, SMFIP_NODATA) and
           opt(c3, SMFIP_NOHDRS) and opt(c3, SMFIP_NOBODY),
           "empty chain: CONNECT with a reply, every other step off")
+    check(not mt.test_action(c3, SMFIF_ADDHDRS) and not mt.test_action(c3, SMFIF_SETSYMLIST),
+          "empty chain: no action asked for, no macro list")
     mt.conninfo(c3, "client.example", "192.0.2.7")
     check(reply(c3) == R_ACCEPT, "empty chain: the connection is accepted at CONNECT")
     mt.disconnect(c3)
