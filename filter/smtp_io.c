@@ -136,6 +136,14 @@ int sio_fill(struct sio *io, long timeout_ms, int use_stop)
                 return r;
             continue;
         }
+        if (io->answer_due) {
+            /* what we just wrote cannot have been answered yet: a read now
+             * would only fail with EAGAIN (most waits, measured) */
+            io->answer_due = 0;
+            r = sio_wait(io, POLLIN, timeout_ms, use_stop);
+            if (r != 1)
+                return r;
+        }
         n = recv(io->fd, io->in + io->in_end, io->in_cap - io->in_end, 0);
         if (n > 0) {
             io->in_end += (size_t)n;
@@ -282,6 +290,8 @@ int sio_flush(struct sio *io, long timeout_ms)
         io->out_len = 0;
         return -1;
     }
+    if (io->out_len > 0)
+        io->answer_due = 1;
     io->out_len = 0;
     return 0;
 }

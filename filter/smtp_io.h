@@ -35,6 +35,8 @@ struct sio {
     int     skipping;       /* discarding the rest of an over-long line */
     int     failed;         /* a write failed: further output is dropped */
     long    wtimeout;       /* ms for flushes a full output buffer forces */
+    int     answer_due;     /* we wrote since the last read: the peer's
+                               answer needs a round trip, so wait first */
     void   *ssl;            /* an OpenSSL SSL * once TLS is on (smtp_tls.c) */
 };
 
