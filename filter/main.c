@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -203,19 +204,58 @@ static void detach(void)
     }
 }
 
-/* write_pid_file - record our pid if configured. */
-static void write_pid_file(const char *path)
+/*
+ * The pid file is opened and locked before the daemon detaches (a second
+ * daemon on the same file is refused while the first one can still say so
+ * on the terminal), written once our pid is final, and kept open: at exit
+ * it is removed, or emptied through the open descriptor when the dropped
+ * privileges no longer allow removing it from a root-owned folder.
+ */
+static int pid_fd = -1;
+
+/* pid_file_lock - open and lock path ("" : none); exits if locked. */
+static void pid_file_lock(const char *path)
 {
-    FILE *f;
+    char other[32];
+    ssize_t n;
 
     if (*path == '\0')
         return;
-    if ((f = fopen(path, "w")) == NULL) {
+    pid_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (pid_fd < 0) {
         log_warn_errno("cannot write pid file %s", path);
         return;
     }
-    fprintf(f, "%ld\n", (long)getpid());
-    fclose(f);
+    if (flock(pid_fd, LOCK_EX | LOCK_NB) < 0) {
+        n = pread(pid_fd, other, sizeof(other) - 1, 0);
+        other[n > 0 ? n : 0] = '\0';
+        other[strcspn(other, "\n")] = '\0';
+        log_fatal("pid file %s is locked: submilter already runs (pid %s)", path,
+                  *other ? other : "?");
+    }
+}
+
+/* pid_file_write - our pid into the locked pid file. */
+static void pid_file_write(const char *path)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+    if (pid_fd < 0)
+        return;
+    if (ftruncate(pid_fd, 0) < 0 || pwrite(pid_fd, buf, (size_t)n, 0) != n)
+        log_warn_errno("cannot write pid file %s", path);
+}
+
+/* pid_file_remove - at exit: remove the pid file, or at least empty it. */
+static void pid_file_remove(const char *path)
+{
+    if (pid_fd < 0)
+        return;
+    if (unlink(path) < 0 && ftruncate(pid_fd, 0) < 0)
+        log_warn_errno("cannot remove or empty pid file %s", path);
+    close(pid_fd);
+    pid_fd = -1;
 }
 
 /* reload - load the file again; publish it only if it is sound. */
@@ -332,13 +372,13 @@ int main(int argc, char **argv)
         log_fatal("smtp front-end: cannot listen");
     if (cfg->milter != NULL && milter_frontend_init(cfg) < 0)
         log_fatal("milter front-end: cannot listen");
+    pid_file_lock(cfg->root.pid_file);        /* as root, in a root-owned folder */
     if (!opt.foreground)
         detach();
-    write_pid_file(cfg->root.pid_file);       /* as root, in a root-owned folder */
+    pid_file_write(cfg->root.pid_file);
     drop_privileges(&cfg->root);
     serve(cfg, opt.file);
-    if (*cfg->root.pid_file != '\0')
-        unlink(cfg->root.pid_file);
+    pid_file_remove(cfg->root.pid_file);
     config_publish(NULL);
     config_unref(&cfg);
     log_info("stopped");

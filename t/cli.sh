@@ -99,7 +99,14 @@ CONF
     uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
     check "user = nobody: running as nobody after binding" '[ "$uid" = "$(id -u nobody)" ]'
     check "pid_file written" '[ "$(cat "$tmp/submilter.pid" 2>/dev/null)" = "$pid" ]'
+    # a second daemon on the same pid file (other port) is refused, naming the first
+    sed "s/127.0.0.1:$port/127.0.0.1:$((port + 1))/" "$tmp/user.conf" > "$tmp/user2.conf"
+    out=$("$SUBMILTER" -f -c "$tmp/user2.conf" 2>&1); rc=$?
+    check "a second daemon on a locked pid file exits 1, naming the first" \
+        '[ $rc -eq 1 ] && echo "$out" | grep -q "submilter already runs (pid $pid)"'
     kill -TERM "$pid"; wait "$pid" 2>/dev/null; pid=""
+    # the folder is root's: nobody cannot remove the file, so it is emptied
+    check "pid file emptied at exit (no right to remove it)" '[ ! -s "$tmp/submilter.pid" ]'
 else
     echo "ok - privilege drop # SKIP not root"
 fi
