@@ -8,9 +8,9 @@
  *
  * syslog(3) is only called while a syslog daemon's socket exists: with none
  * listening, glibc tries (socket, connect, close) again on every line, under
- * its lock, which costs a busy server more than the line itself. Whether
- * the socket exists is checked again at most every SYSLOG_RECHECK_MS, so a
- * syslog daemon started later is picked up; meanwhile lines go to stderr.
+ * its lock, which costs a busy server more than the line itself; a stat()
+ * per line is cheaper, and finds a syslog daemon started later at once.
+ * Meanwhile lines go to stderr.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,7 +34,7 @@ static int log_debug_on;
 static int log_syslog_open;
 static long log_pid;                    /* ours, refreshed in a forked child */
 static int log_syslog_there;            /* SYSLOG_SOCKET existed at the last check */
-static long long log_syslog_checked;    /* when (ms, monotonic); 0: never */
+static long long log_syslog_checked;    /* when (ms, monotonic) */
 static void (*log_capture)(enum log_level, const char *);
 
 static const char *const level_names[] = {
@@ -64,24 +64,27 @@ void log_open(const char *ident, int to_stderr, int debug)
     log_syslog_open = 1;
 }
 
-/* syslog_listening - does a syslog daemon's socket exist (checked again
- * every SYSLOG_RECHECK_MS)? A race between threads only repeats a stat. */
+/* syslog_listening - does a syslog daemon's socket exist? Once seen it is
+ * trusted for SYSLOG_RECHECK_MS (glibc reconnects by itself); while it is
+ * missing it is looked for at every line (one stat), so that no line is
+ * lost once a restarted syslog daemon is back. A race between threads only
+ * repeats a stat. */
 static int syslog_listening(void)
 {
     struct timespec ts;
     struct stat st;
     long long now;
+    int there;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (__atomic_load_n(&log_syslog_checked, __ATOMIC_RELAXED) == 0 ||
-        now - __atomic_load_n(&log_syslog_checked, __ATOMIC_RELAXED) >= SYSLOG_RECHECK_MS) {
-        __atomic_store_n(&log_syslog_there,
-                         stat(SYSLOG_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode),
-                         __ATOMIC_RELAXED);
-        __atomic_store_n(&log_syslog_checked, now, __ATOMIC_RELAXED);
-    }
-    return __atomic_load_n(&log_syslog_there, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&log_syslog_there, __ATOMIC_RELAXED) &&
+        now - __atomic_load_n(&log_syslog_checked, __ATOMIC_RELAXED) < SYSLOG_RECHECK_MS)
+        return 1;
+    there = stat(SYSLOG_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode);
+    __atomic_store_n(&log_syslog_there, there, __ATOMIC_RELAXED);
+    __atomic_store_n(&log_syslog_checked, now, __ATOMIC_RELAXED);
+    return there;
 }
 
 /* log_set_debug - turn debug lines on or off. */

@@ -205,9 +205,10 @@ static void detach(void)
 }
 
 /*
- * The pid file is opened and locked before the daemon detaches (a second
- * daemon on the same file is refused while the first one can still say so
- * on the terminal), written once our pid is final, and kept open: at exit
+ * The pid file is opened and locked (as root, in a root-owned folder) before
+ * the daemon binds anything and detaches: a second daemon on the same file
+ * is refused on the terminal before libmilter replaces the first one's unix
+ * socket or a listener fails to bind. It is written once our pid is final, and kept open: at exit
  * it is removed, or emptied through the open descriptor when the dropped
  * privileges no longer allow removing it from a root-owned folder.
  */
@@ -368,11 +369,12 @@ int main(int argc, char **argv)
     config_ref(cfg);           /* main keeps the start-up snapshot for its own settings */
     config_publish(cfg);
     raise_nofile();
+    pid_file_lock(cfg->root.pid_file);        /* before binding: libmilter would
+                                                 replace a running daemon's socket */
     if (cfg->smtp != NULL && smtp_frontend_init(cfg) < 0)
         log_fatal("smtp front-end: cannot listen");
     if (cfg->milter != NULL && milter_frontend_init(cfg) < 0)
         log_fatal("milter front-end: cannot listen");
-    pid_file_lock(cfg->root.pid_file);        /* as root, in a root-owned folder */
     if (!opt.foreground)
         detach();
     pid_file_write(cfg->root.pid_file);

@@ -6,7 +6,11 @@
 
 #define O(f) offsetof(struct milter_conf, f)
 
-static const char *const no_reply_choices[] = { "no", "yes", "auto", NULL };
+/* "no", "yes", "auto", then the boolean spellings the option had before it
+ * became a choice: past "auto", odd indexes mean no, even ones yes */
+static const char *const no_reply_choices[] = {
+    "no", "yes", "auto", "false", "true", "off", "on", "0", "1", NULL
+};
 
 const subm_option_t milter_options[] = {
     { "listen", SUBM_OPT_STR, "inet:8890@127.0.0.1", O(listen), 0, 0, NULL,

@@ -17,7 +17,8 @@ struct milter_conf {
                                            plugin answers */
 };
 
-/* no_reply_steps choices, in milter_conf.c's order */
+/* no_reply_steps choices, in milter_conf.c's order (past AUTO: boolean
+ * spellings, even = yes) */
 #define MILTER_NR_NO   0
 #define MILTER_NR_YES  1
 #define MILTER_NR_AUTO 2                /* yes on a unix socket */

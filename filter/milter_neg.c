@@ -14,8 +14,12 @@
  *   a packet the MTA sends without awaiting a reply leaves its next write
  *   waiting on our delayed ACK (Postfix does not set TCP_NODELAY on milter
  *   sockets), ~40 ms a message, far more than the round trips saved.
- *   An empty chain (nothing reads the session at all) asks for CONNECT
- *   only, and accepts the connection there: the MTA then calls it no more.
+ *   An empty chain (nothing reads the session at all) is negotiated like
+ *   any other, but accepts the connection at CONNECT (milter_stage.c), so
+ *   the MTA calls it no more. The steps stay those of a chain that reads the
+ *   session: should the MTA reuse the connection after SMFIC_QUIT_NC (no
+ *   new negotiation) under a reloaded, non-empty chain, that chain still
+ *   gets the envelope.
  *   SMFIP_SKIP lets a plugin's ACCEPT at BODY end the body transfer;
  *   SMFIP_HDR_LEADSPC gives header fields exactly as sent.
  * - actions: every modification libmilter registered, among those offered;
@@ -78,21 +82,6 @@ unsigned long milter_neg_steps(const struct chain *ch, unsigned long offered,
                        STAGE_USED(ch, SUBM_STAGE_MAIL);
     unsigned long w = 0;
 
-    /* an empty chain reads nothing: its CONNECT is answered ACCEPT
-     * (milter_connect), after which the MTA sends nothing more for the
-     * connection, not even macros; every other step off all the same */
-    if (chain_empty(ch)) {
-        want(&w, offered, SMFIP_NOHELO);
-        want(&w, offered, SMFIP_NOMAIL);
-        want(&w, offered, SMFIP_NORCPT);
-        want(&w, offered, SMFIP_NODATA);
-        want(&w, offered, SMFIP_NOHDRS);
-        want(&w, offered, SMFIP_NOEOH);
-        want(&w, offered, SMFIP_NOBODY);
-        want(&w, offered, SMFIP_NOUNKNOWN);
-        return w;
-    }
-
     /* stages nobody needs. Not DATA: Postfix sends the DATA macros even
      * when told to skip DATA, and a packet left without a reply makes its
      * next write wait for our delayed ACK (~40 ms a message over TCP). */
@@ -110,8 +99,8 @@ unsigned long milter_neg_steps(const struct chain *ch, unsigned long offered,
      * refusal remembered from CONNECT/HELO/TLS/AUTH is given at MAIL, so
      * MAIL needs a reply whenever one of those is hooked. */
     if (no_reply) {
-        if (!STAGE_USED(ch, SUBM_STAGE_CONNECT))
-            want(&w, offered, SMFIP_NR_CONN);
+        if (!STAGE_USED(ch, SUBM_STAGE_CONNECT) && !chain_empty(ch))
+            want(&w, offered, SMFIP_NR_CONN);   /* an empty chain answers ACCEPT there */
         if (!STAGE_USED(ch, SUBM_STAGE_HELO))
             want(&w, offered, SMFIP_NR_HELO);
         if (!mail_answers)
@@ -217,7 +206,8 @@ static int no_reply_wanted(const struct milter_conf *mc)
         return 0;
     if (mc->no_reply_steps == MILTER_NR_AUTO)
         return mc->listen != NULL && strncmp(mc->listen, "inet", 4) != 0;
-    return mc->no_reply_steps == MILTER_NR_YES;
+    return mc->no_reply_steps == MILTER_NR_YES ||
+           (mc->no_reply_steps > MILTER_NR_AUTO && mc->no_reply_steps % 2 == 0);
 }
 
 /* milter_negotiate - xxfi_negotiate: f0 actions and f1 steps offered. */
@@ -231,8 +221,7 @@ sfsistat milter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     milter_touch();
     if (c == NULL && (c = milter_conn_new(ctx)) == NULL)
         return SMFIS_TEMPFAIL;
-    /* an empty chain modifies nothing and reads no macro */
-    c->actions = chain_empty(c->cfg->chain) ? 0 : milter_neg_actions(f0);
+    c->actions = milter_neg_actions(f0);
     c->steps = milter_neg_steps(c->cfg->chain, f1, no_reply_wanted(c->cfg->milter));
     c->negotiated = 1;
     if (c->actions & SMFIF_SETSYMLIST)

@@ -297,6 +297,13 @@ void relay_cmd(struct relay *r, const char *fmt, ...)
         r->broken = 1;                  /* never send a truncated command */
         return;
     }
+    if (r->data_sent || r->in_data) {
+        /* it would be message text: our bug, never the backend's input */
+        log_error("%s: \"%.40s\" for a backend connection in data mode; connection "
+                  "dropped", r->sid, line);
+        r->broken = 1;
+        return;
+    }
     log_debug("%s: backend < %s", r->sid, line);
     sio_put(&r->io, line, (size_t)n);
     sio_put(&r->io, "\r\n", 2);

@@ -444,6 +444,10 @@ void smtp_cmd_rcpt(struct smtp_sess *ss, char *arg)
         smtp_reply(ss, 503, "5.5.1", "Error: need MAIL command");
         return;
     }
+    if (ss->txn_bdat) {                 /* RFC 3030: the envelope is closed */
+        smtp_reply(ss, 503, "5.5.1", "Error: RCPT after BDAT");
+        return;
+    }
     if (strncasecmp(arg, "TO:", 3) != 0) {
         smtp_reply(ss, 501, "5.5.2", "Syntax: RCPT TO:<address>");
         return;
@@ -523,7 +527,9 @@ static int chain_after_data(const struct smtp_sess *ss)
     return 0;
 }
 
-/* data_early - DATA to the backend now, at the client's DATA, when
+/* data_early - DATA to the backend now, at the client's DATA (never at a
+ * BDAT: commands may follow a chunk, and none may reach a backend in data
+ * mode), when
  * nothing from here on can change the envelope (no plugin hooks a stage
  * after DATA, no envelope change was recorded): the backend's 354 then
  * comes while the client sends its message and is read at the end of it
@@ -568,7 +574,6 @@ static int data_ready(struct smtp_sess *ss)
         return -1;
     }
     ss->data_started = 1;
-    data_early(ss);
     return 0;
 }
 
@@ -591,6 +596,7 @@ void smtp_cmd_data(struct smtp_sess *ss, const char *arg)
         sync_violation(ss);
         return;
     }
+    data_early(ss);             /* not for BDAT: commands may come between chunks */
     smtp_reply(ss, 354, NULL, "End data with <CR><LF>.<CR><LF>");
     if (sio_flush(&ss->io, ss->conf->timeout) < 0) {
         ss->quit = 1;

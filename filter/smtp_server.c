@@ -433,19 +433,21 @@ static int serve_conn(struct conn *c, struct config *cfg)
 
 static void *worker_thread(void *arg);
 
-/* worker_spawn - start one more worker, already counted in nidle. */
-static void worker_spawn(void)
+/* worker_spawn - start one more worker, already counted in nidle; 0, or
+ * -1 (logged; the count is taken back). */
+static int worker_spawn(void)
 {
     pthread_t tid;
     int rc = pthread_create(&tid, &worker_attr, worker_thread, NULL);
 
     if (rc == 0)
-        return;
+        return 0;
     log_warn("smtp: cannot start a worker thread: %s", strerror(rc));
     pthread_mutex_lock(&srv_lock);
     nidle--;
     pthread_cond_broadcast(&srv_idle);
     pthread_mutex_unlock(&srv_lock);
+    return -1;
 }
 
 /* worker_quit - leave the idle workers after a stop, or after an idle
@@ -466,7 +468,7 @@ static int worker_quit(int stop_seen)
 
 /* worker_admit - count an accepted client against max_sessions; the
  * worker stops being idle, and one more is started if none is left. 0, or
- * -1 when full (the client was refused). */
+ * -1 when full or no thread could be started (the client was refused). */
 static int worker_admit(const struct config *cfg, int fd)
 {
     long max = cfg->smtp ? cfg->smtp->max_sessions : 1000;
@@ -485,8 +487,16 @@ static int worker_admit(const struct config *cfg, int fd)
     if (spawn)
         nidle++;                        /* the worker started below */
     pthread_mutex_unlock(&srv_lock);
-    if (spawn)
-        worker_spawn();
+    if (spawn && worker_spawn() < 0) {
+        /* no thread to take over accepting: this worker stays the acceptor
+         * and the client is told to come back */
+        pthread_mutex_lock(&srv_lock);
+        nsessions--;
+        nidle++;
+        pthread_mutex_unlock(&srv_lock);
+        refuse(fd, "Server busy");
+        return -1;
+    }
     return 0;
 }
 

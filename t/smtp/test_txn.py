@@ -322,7 +322,31 @@ def t_deferred_mail_refused():
     c.close()
 
 
+def t_bdat_commands_between_chunks():
+    """BDAT with no plugin: DATA is not sent early (commands may come between
+    chunks, and none may reach a backend in data mode); RCPT after BDAT gets
+    503 (RFC 3030); NOOP between chunks is fine; one whole message arrives."""
+    c, _ = T.greet(DE.port)
+    eq(c.cmd("MAIL FROM:<b@example.com>")[0], 250, "MAIL")
+    eq(c.cmd("RCPT TO:<bdat-mid@example.com>")[0], 250, "RCPT")
+    c.send(b"BDAT 7\r\nhello\r\n")
+    eq(c.reply()[0], 250, "first chunk")
+    eq(c.cmd("RCPT TO:<late-bdat@example.com>")[1][0][:9], "503 5.5.1", "RCPT after BDAT")
+    eq(c.cmd("NOOP")[0], 250, "NOOP between chunks")
+    c.send(b"BDAT 7 LAST\r\nworld\r\n")
+    eq(c.reply()[0], 250, "last chunk")
+    c.close()
+    got = msgs_to(BE, "bdat-mid@example.com")
+    eq(len(got), 1, "one message")
+    eq((got[0]["rcpts"], got[0]["data"]), (["bdat-mid@example.com"], "hello\r\nworld\r\n"),
+       "envelope and data")
+    check(not [x for x in BE.commands() if "late-bdat@" in x["line"]],
+          "the late RCPT never reached the backend")
+    check("data mode" not in DE.log(), "no command meant for a backend in data mode")
+
+
 for name, fn in [("EHLO holds no backend connection", t_ehlo_no_held_relay),
+                 ("BDAT, commands between chunks", t_bdat_commands_between_chunks),
                  ("deferred MAIL", t_deferred_mail),
                  ("deferred MAIL refused", t_deferred_mail_refused),
                  ("early DATA", t_early_data),
