@@ -610,11 +610,12 @@ void smtp_cmd_data(struct smtp_sess *ss, const char *arg)
             ss->io.in_start += used;
             continue;
         }
-        rc = sio_fill(&ss->io, ss->conf->data_timeout, 0);
+        rc = msgin_fill(ss, 1);
         if (rc > 0)
             continue;
         if (rc == SIO_TIMEOUT) {
-            log_info("%s: timeout in DATA from %s", ss->s->id, ss->s->client_addr);
+            log_info("%s: timeout in DATA from %s after %llu octets", ss->s->id,
+                     ss->s->client_addr, (unsigned long long)msgin_size(ss));
             smtp_reply(ss, 421, "4.4.2", "%s Error: timeout exceeded", ss->hostname);
         } else {
             log_info("%s: client %s lost in DATA", ss->s->id, ss->s->client_addr);
@@ -637,7 +638,7 @@ static int bdat_take(struct smtp_sess *ss, unsigned long long n, int keep)
 
     while (n > 0) {
         if (sio_avail(&ss->io) == 0) {
-            rc = sio_fill(&ss->io, ss->conf->data_timeout, 0);
+            rc = msgin_fill(ss, keep);
             if (rc <= 0) {
                 if (rc == SIO_TIMEOUT)
                     smtp_reply(ss, 421, "4.4.2", "%s Error: timeout exceeded", ss->hostname);

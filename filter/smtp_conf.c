@@ -41,6 +41,9 @@ const subm_option_t smtp_options[] = {
       "waiting for the next command" },
     { "data_timeout", SUBM_OPT_TIME, "3m", O(data_timeout), 1000, 86400000, NULL,
       "waiting for the next block of message data" },
+    { "min_data_rate", SUBM_OPT_INT, "500", O(min_data_rate), 0, 1000000000, NULL,
+      "octets/s a client must average over its message, after data_timeout's grace "
+      "(a trickling client gets 421; 0: no limit; Postfix's smtpd_min_data_rate)" },
     { "backend_timeout", SUBM_OPT_TIME, "5m", O(backend_timeout), 100, 86400000, NULL,
       "waiting for a backend reply" },
     { "backend_data_timeout", SUBM_OPT_TIME, "10m", O(backend_data_timeout), 100, 86400000, NULL,

@@ -23,6 +23,7 @@ struct smtp_conf {
     long        max_sessions_per_ip;
     long        timeout;                /* ms: waiting for a command */
     long        data_timeout;           /* ms: waiting for a data block */
+    long        min_data_rate;          /* octets/s over a message; 0: none */
     long        backend_timeout;        /* ms: waiting for the backend */
     long        backend_data_timeout;   /* ms: backend reply to the final dot */
     uint64_t    max_message_size;

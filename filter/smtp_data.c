@@ -43,6 +43,7 @@ struct msgin {
     char         *body;
     size_t        blen;
     uint64_t      size, limit;
+    int64_t       t0;           /* when the message data began (ms) */
     int           failed;
     struct reply  fail;
 };
@@ -83,6 +84,7 @@ void msgin_start(struct smtp_sess *ss, int bdat)
     m->had_sep = m->eoh_done = 0;
     m->llen = m->flen = m->hdr_total = m->blen = 0;
     m->size = 0;
+    m->t0 = monotonic_ms();
     m->limit = ss->size_max ? ss->size_max : ss->conf->max_message_size;
     m->failed = 0;
     m->fail.code = 0;
@@ -405,6 +407,24 @@ int msgin_end(struct smtp_sess *ss, struct reply *r)
 int msgin_had_separator(const struct smtp_sess *ss)
 {
     return ss->msg != NULL && ss->msg->had_sep;
+}
+
+/* msgin_fill - see smtp_session.h. */
+int msgin_fill(struct smtp_sess *ss, int rated)
+{
+    const struct msgin *m = ss->msg;
+    long wait = ss->conf->data_timeout, rate = ss->conf->min_data_rate;
+    int64_t left;
+
+    if (rated && rate > 0 && m != NULL) {
+        left = m->t0 + ss->conf->data_timeout + (int64_t)(m->size * 1000 / (uint64_t)rate) -
+               monotonic_ms();
+        if (left <= 0)
+            return SIO_TIMEOUT;
+        if (left < wait)
+            wait = (long)left;
+    }
+    return sio_fill(&ss->io, wait, 0);
 }
 
 /* msgin_size - octets of the message as received (CRLF). */

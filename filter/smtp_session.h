@@ -147,6 +147,12 @@ int  msgin_end(struct smtp_sess *ss, struct reply *r);
 int  msgin_check(struct smtp_sess *ss, struct reply *r);
 int  msgin_had_separator(const struct smtp_sess *ss);
 uint64_t msgin_size(const struct smtp_sess *ss);
+/* msgin_fill - more message data from the client (as sio_fill): waits up
+ * to data_timeout, and, if rated (the octets go into the current message),
+ * no longer than min_data_rate allows: data_timeout from the start of the
+ * message data plus the time the octets received so far earn at that rate.
+ * A client trickling its message cannot hold a session without end. */
+int      msgin_fill(struct smtp_sess *ss, int rated);
 
 /* End of message (smtp_deliver.c): EOM stage, relay, reply, summary. */
 void smtp_deliver(struct smtp_sess *ss);

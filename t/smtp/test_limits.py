@@ -107,6 +107,41 @@ def t_timeouts():
     P.stop(d.proc)
 
 
+def t_min_data_rate():
+    """A client trickling its message (one octet every 0.3 s, each within
+    data_timeout) is cut once it falls below min_data_rate after the grace of
+    data_timeout; with min_data_rate = 0 the same trickle is accepted."""
+    def trickle(port, rcpt, n):
+        c, _ = T.greet(port)
+        c.cmd("MAIL FROM:<a@example.com>")
+        c.cmd("RCPT TO:<%s>" % rcpt)
+        eq(c.cmd("DATA")[0], 354, "DATA")
+        c.send("Subject: trickle\r\n\r\n")
+        t0 = time.time()
+        try:
+            for _ in range(n):
+                c.send("x")
+                time.sleep(0.3)
+            c.send("\r\n.\r\n")
+        except OSError:
+            pass
+        code, l = c.reply()
+        c.close()
+        return l[0][:9], time.time() - t0
+    d = T.Daemon(P, WORK, BE.port, smtp_extra="data_timeout = 1s\nmin_data_rate = 500")
+    got, secs = trickle(d.port, "trickle-rated@example.com", 20)
+    eq(got, "421 4.4.2", "trickling message under min_data_rate")
+    check(secs < 3, "cut after about data_timeout, not after %.1f s" % secs)
+    time.sleep(0.2)
+    check(not [m for m in BE.messages() if "trickle-rated@example.com" in m["rcpts"]],
+          "nothing relayed")
+    P.stop(d.proc)
+    d = T.Daemon(P, WORK, BE.port, smtp_extra="data_timeout = 1s\nmin_data_rate = 0")
+    got, secs = trickle(d.port, "trickle-free@example.com", 8)
+    eq(got[:3], "250", "min_data_rate = 0: the same trickle is accepted after %.1f s" % secs)
+    P.stop(d.proc)
+
+
 def t_long_lines():
     d = T.Daemon(P, WORK, BE.port)
     c, _ = T.greet(d.port)
@@ -262,7 +297,8 @@ def t_thousand():
 
 
 for name, fn in [("max_sessions", t_max_sessions), ("max_sessions_per_ip", t_per_ip),
-                 ("timeouts", t_timeouts), ("over-long lines", t_long_lines),
+                 ("timeouts", t_timeouts), ("min_data_rate", t_min_data_rate),
+                 ("over-long lines", t_long_lines),
                  ("size limit", t_size), ("header bounds", t_header_bounds),
                  ("50 MB spool", t_spool_50mb),
                  ("1000 concurrent sessions", t_thousand)]:
