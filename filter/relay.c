@@ -402,8 +402,8 @@ static int relay_ehlo(struct relay *r, const char *helo_name, struct breply *rep
 
 /* relay_starttls - STARTTLS to the backend (RFC 3207), then EHLO again;
  * a backend that does not offer it is not used (backend_tls asked for TLS). */
-static int relay_starttls(struct relay *r, const char *helo_name, struct breply *rep,
-                          const char *sid)
+static int relay_starttls(struct relay *r, const char *helo_name, const char *peer,
+                          struct breply *rep, const char *sid)
 {
     if (!(r->caps.flags & RELAY_STARTTLS)) {
         log_warn("%s: backend %s does not offer STARTTLS (backend_tls = yes)", sid, r->backend);
@@ -422,7 +422,7 @@ static int relay_starttls(struct relay *r, const char *helo_name, struct breply 
         r->broken = 1;
         return -1;
     }
-    if (smtp_tls_connect(&r->io, r->timeout, sid) < 0) {
+    if (smtp_tls_connect(&r->io, r->timeout, peer, sid) < 0) {
         breply_set(rep, 451, "4.7.5", "Backend unavailable, try again later");
         r->broken = 1;
         return -1;
@@ -560,8 +560,16 @@ struct relay *relay_open(const struct smtp_conf *conf, const char *helo_name,
     }
     if (relay_ehlo(r, helo_name, fail_r, sid) < 0)
         goto fail;
-    if (conf->backend_tls && relay_starttls(r, helo_name, fail_r, sid) < 0)
-        goto fail;
+    if (conf->backend_tls) {
+        char host[256], port[16];
+        const char *peer = conf->backend_tls_name && *conf->backend_tls_name ?
+                           conf->backend_tls_name :
+                           relay_split(conf->backend, host, sizeof(host), port,
+                                       sizeof(port)) == 0 ? host : NULL;
+
+        if (relay_starttls(r, helo_name, peer, fail_r, sid) < 0)
+            goto fail;
+    }
     return r;
 fail:
     relay_free(r);

@@ -20,7 +20,14 @@ const subm_option_t smtp_options[] = {
     { "backend", SUBM_OPT_STR, "127.0.0.1:10025", O(backend), 0, 0, NULL,
       "the MTA that receives accepted mail" },
     { "backend_tls", SUBM_OPT_BOOL, "no", O(backend_tls), 0, 0, NULL,
-      "STARTTLS to the backend (not verified); a backend without it is not used" },
+      "STARTTLS to the backend; a backend without it is not used" },
+    { "backend_tls_ca", SUBM_OPT_PATH, "", O(backend_tls_ca), 0, 0, NULL,
+      "PEM file of CA certificates the backend's certificate must chain to, with "
+      "backend_tls_name; empty: not verified (encryption only, as Postfix's "
+      "smtp_tls_security_level = encrypt)" },
+    { "backend_tls_name", SUBM_OPT_STR, "", O(backend_tls_name), 0, 0, NULL,
+      "name (or IP address) the backend's certificate must carry when backend_tls_ca "
+      "is set; empty: the host of `backend`" },
     { "xclient", SUBM_OPT_BOOL, "no", O(xclient), 0, 0, NULL,
       "send XCLIENT to a backend that offers it" },
     { "proxy_protocol", SUBM_OPT_BOOL, "no", O(proxy_protocol), 0, 0, NULL,

@@ -13,6 +13,8 @@ struct smtp_conf {
     const char *hostname;               /* "" = the root hostname */
     const char *backend;                /* "HOST:PORT" */
     int         backend_tls;
+    const char *backend_tls_ca;         /* PEM CAs to verify it; "": no check */
+    const char *backend_tls_name;       /* name its certificate must carry */
     int         xclient;
     int         proxy_protocol;
     const char *tls_cert;

@@ -29,9 +29,10 @@ int  smtp_tls_accept(struct sio *io, long timeout_ms, char *version, size_t vsiz
                      char *cipher, size_t csize);
 
 /* smtp_tls_connect - client side toward the backend (backend_tls = yes):
- * handshake on io within timeout_ms. The backend's certificate is not
- * verified (opportunistic encryption on a link the administrator chose);
- * 0, or -1 logged with sid. */
-int  smtp_tls_connect(struct sio *io, long timeout_ms, const char *sid);
+ * handshake on io within timeout_ms. With backend_tls_ca the backend's
+ * certificate must chain to those CAs and carry peer (a name or an IP
+ * address); without, it is not verified (encryption only, on a link the
+ * administrator chose). 0, or -1 logged with sid. */
+int  smtp_tls_connect(struct sio *io, long timeout_ms, const char *peer, const char *sid);
 
 #endif

@@ -106,6 +106,30 @@ def t_backend_tls():
     check("with ESMTPS" in msg, "Postfix received it over TLS: %s" % msg[:600])
     check("TLS connection established from" in maillog(), "Postfix logged the TLS session")
     P.stop(d.proc)
+    # backend_tls_ca: the certificate must chain to it and carry the name
+    ca = os.path.join(PF, "cert.pem")
+    d = T.Daemon(P, WORK, PF_PORT, smtp_extra='backend_tls = yes\nbackend_tls_ca = "%s"\n'
+                 'backend_tls_name = "backend.test"' % ca)
+    r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % d.port, "--helo", "swaks.test",
+                        "--from", "btls@example.com", "--to", "btls@example.com",
+                        "--header", "Subject: to a verified backend"],
+                       capture_output=True, text=True, timeout=60)
+    eq(r.returncode, 0, "verified backend: swaks (%s)" % r.stdout[-600:])
+    check("with ESMTPS" in sunk("to a verified backend"), "verified backend: received over TLS")
+    P.stop(d.proc)
+    other = tempfile.mkdtemp(prefix="otherca-", dir=WORK)
+    other_ca, _ = T.testlib.self_signed(other, "backend.test")
+    for label, extra in (("the name is not the certificate's (default: 127.0.0.1)",
+                          'backend_tls_ca = "%s"' % ca),
+                         ("a certificate from another CA",
+                          'backend_tls_ca = "%s"\nbackend_tls_name = "backend.test"' % other_ca)):
+        d = T.Daemon(P, WORK, PF_PORT, smtp_extra="backend_tls = yes\n" + extra)
+        c, _ = T.greet(d.port)
+        code, l = c.cmd("MAIL FROM:<a@example.com>")
+        eq(l[0][:9], "451 4.7.5", "%s: 451, the backend not used" % label)
+        c.close()
+        check("certificate not verified" in d.log(), "%s: logged" % label)
+        P.stop(d.proc)
     # a backend that offers no STARTTLS is not used in clear
     be = T.Backend(P, WORK)
     d = T.Daemon(P, WORK, be.port, smtp_extra="backend_tls = yes")
