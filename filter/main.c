@@ -129,8 +129,9 @@ static int check_only(const struct options *opt)
     struct config *cfg = config_load(opt->file, NULL, report_stderr, NULL);
     size_t i;
 
-    if (cfg == NULL) {
+    if (cfg == NULL || smtp_frontend_check(cfg) < 0 || milter_frontend_check(cfg) < 0) {
         fprintf(stderr, "%s: configuration has errors\n", opt->file);
+        config_unref(&cfg);
         return 1;
     }
     printf("%s: ok; front-ends:%s%s; chain:", opt->file,

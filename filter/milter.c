@@ -168,6 +168,20 @@ static void set_nodelay_new(const unsigned char *seen, const char *spec)
                   "TCP_NODELAY not set", spec);
 }
 
+/* milter_frontend_check - the `macros` option names macros. */
+int milter_frontend_check(const struct config *cfg)
+{
+    const struct milter_conf *mc = cfg->milter;
+
+    for (const char *const *m = mc ? mc->macros : NULL; m != NULL && *m != NULL; m++)
+        if (!milter_macro_ok(*m)) {
+            log_error("milter: macros: \"%s\" is not a macro name "
+                      "(one character, or {name})", *m);
+            return -1;
+        }
+    return 0;
+}
+
 /* milter_frontend_init - register the filter and open its socket. */
 int milter_frontend_init(const struct config *cfg)
 {
@@ -195,12 +209,8 @@ int milter_frontend_init(const struct config *cfg)
 
     if (mc == NULL)
         return 0;
-    for (const char *const *m = mc->macros; m != NULL && *m != NULL; m++)
-        if (!milter_macro_ok(*m)) {
-            log_error("milter: macros: \"%s\" is not a macro name "
-                      "(one character, or {name})", *m);
-            return -1;
-        }
+    if (milter_frontend_check(cfg) < 0)
+        return -1;
     raise_nofile();
     free(milter_spec);
     milter_spec = spec = xstrdup(mc->listen);  /* libmilter keeps the pointer */

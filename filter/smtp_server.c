@@ -220,6 +220,17 @@ static int epoll_setup(void)
     return 0;
 }
 
+/* smtp_frontend_check - what binding needs first: the TLS files (the
+ * certificate and key, the backend CA file) load, the auth source is usable. */
+int smtp_frontend_check(const struct config *cfg)
+{
+    if (cfg->smtp == NULL)
+        return 0;
+    if (smtp_tls_init(cfg->smtp) < 0 || authsrc_check_spec(cfg->smtp->auth) < 0)
+        return -1;
+    return 0;
+}
+
 /* smtp_frontend_init - bind every listener of the smtp {} block. */
 int smtp_frontend_init(const struct config *cfg)
 {
@@ -227,7 +238,7 @@ int smtp_frontend_init(const struct config *cfg)
 
     if (cfg->smtp == NULL)
         return 0;
-    if (smtp_tls_init(cfg->smtp) < 0 || authsrc_check_spec(cfg->smtp->auth) < 0)
+    if (smtp_frontend_check(cfg) < 0)
         return -1;
     if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         log_error_errno("smtp: pipe");

@@ -44,6 +44,15 @@ printf 'plugin badabi { path = "%s/badabi.so" }\n' "$T_PLUGINS" > "$tmp/abi.conf
 out=$("$SUBMILTER" -t -c "$tmp/abi.conf" 2>&1); rc=$?
 check "a plugin of another ABI is refused naming file and versions" \
     '[ $rc -eq 1 ] && echo "$out" | grep -q "badabi.so: plugin built for ABI version 999, this submilter has ABI version 1"'
+# -t also makes the front-ends' checks that need no socket
+printf 'smtp {\n  listen = { "127.0.0.1:1" }\n  backend_tls = yes\n  backend_tls_ca = "%s/no-such-ca.pem"\n}\n' "$tmp" > "$tmp/ca.conf"
+out=$("$SUBMILTER" -t -c "$tmp/ca.conf" 2>&1); rc=$?
+check "-t refuses an unreadable backend_tls_ca, naming it" \
+    '[ $rc -eq 1 ] && echo "$out" | grep -q "backend_tls_ca $tmp/no-such-ca.pem"'
+printf 'milter {\n  listen = "inet:1@127.0.0.1"\n  macros = { "{bad name}" }\n}\n' > "$tmp/mac.conf"
+out=$("$SUBMILTER" -t -c "$tmp/mac.conf" 2>&1); rc=$?
+check "-t refuses a bad milter macro name" \
+    '[ $rc -eq 1 ] && echo "$out" | grep -q "is not a macro name"'
 out=$("$SUBMILTER" -t -c "$tmp/missing.conf" 2>&1); rc=$?
 check "-t on a missing file exits 1" '[ $rc -eq 1 ] && echo "$out" | grep -q "cannot read"'
 out=$("$SUBMILTER" -x 2>&1); rc=$?
