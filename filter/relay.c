@@ -321,6 +321,16 @@ int relay_flush(struct relay *r)
     return 0;
 }
 
+/* relay_ask - send what is queued and read one reply; see relay.h. */
+int relay_ask(struct relay *r, struct breply *rep, const char *sid)
+{
+    if (relay_flush(r) < 0) {
+        relay_lost(rep);
+        return -1;
+    }
+    return relay_reply(r, 0, rep, sid);
+}
+
 /* relay_parse_ehlo - capabilities from an EHLO reply. */
 static void relay_parse_ehlo(const struct breply *rep, struct relay_caps *caps)
 {
@@ -377,11 +387,7 @@ static int relay_ehlo(struct relay *r, const char *helo_name, struct breply *rep
                       const char *sid)
 {
     relay_cmd(r, "EHLO %s", helo_name);
-    if (relay_flush(r) < 0) {
-        relay_lost(rep);
-        return -1;
-    }
-    if (relay_reply(r, 0, rep, sid) < 0)
+    if (relay_ask(r, rep, sid) < 0)
         return -1;
     if (rep->code != 250) {
         char l[256];
@@ -412,7 +418,7 @@ static int relay_starttls(struct relay *r, const char *helo_name, const char *pe
         return -1;
     }
     relay_cmd(r, "STARTTLS");
-    if (relay_flush(r) < 0 || relay_reply(r, 0, rep, sid) < 0)
+    if (relay_ask(r, rep, sid) < 0)
         return -1;
     if (rep->code != 220 || r->io.in_end != r->io.in_start) {
         char l[256];
@@ -590,7 +596,7 @@ void relay_close(struct relay **rp, int reuse)
         r->broken = 1;                  /* a QUIT or RSET would be message text */
     if (reuse && !r->broken && r->in_txn) {
         relay_cmd(r, "RSET");
-        if (relay_flush(r) < 0 || relay_reply(r, 0, &rep, "pool") < 0 || rep.code != 250)
+        if (relay_ask(r, &rep, "pool") < 0 || rep.code != 250)
             reuse = 0;
         r->in_txn = 0;
     }
@@ -703,11 +709,7 @@ static void xclient_attr(const struct relay *r, char *buf, size_t size,
 static int relay_rset(struct relay *r, struct breply *rep, const char *sid)
 {
     relay_cmd(r, "RSET");
-    if (relay_flush(r) < 0) {
-        relay_lost(rep);
-        return -1;
-    }
-    if (relay_reply(r, 0, rep, sid) < 0)
+    if (relay_ask(r, rep, sid) < 0)
         return -1;
     if (rep->code != 250) {
         r->broken = 1;
@@ -749,11 +751,7 @@ int relay_xclient(struct relay *r, const struct session *s,
     xclient_attr(r, line, sizeof(line), &off, "LOGIN",
                  s->auth_login ? s->auth_login : "[UNAVAILABLE]");
     relay_cmd(r, "%s", line);
-    if (relay_flush(r) < 0) {
-        relay_lost(rep);
-        return -1;
-    }
-    if (relay_reply(r, 0, rep, s->id) < 0)
+    if (relay_ask(r, rep, s->id) < 0)
         return -1;
     if (rep->code != 220) {
         char l[256];

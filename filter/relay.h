@@ -109,6 +109,10 @@ int  relay_flush(struct relay *r);
  */
 int  relay_reply(struct relay *r, long timeout_ms, struct breply *rep,
                  const char *sid);
+/* relay_ask - relay_flush, then relay_reply with r->timeout: 0 with the
+ * reply in rep, or -1 with rep holding the 451 for the client (the send
+ * failed: relay_lost's; the reply: relay_reply's). */
+int  relay_ask(struct relay *r, struct breply *rep, const char *sid);
 /* relay_final - for a reply that must end its command: a 3xx becomes a
  * 451 4.3.0 and breaks the connection (the backend is out of step). */
 void relay_final(struct relay *r, struct breply *rep, const char *sid);

@@ -766,9 +766,7 @@ static void relay_query(struct smtp_sess *ss, const char *verb, const char *arg)
     if (smtp_backend(ss) < 0)
         return;
     relay_cmd(ss->relay, "%s%s%s", verb, *arg ? " " : "", arg);
-    if (relay_flush(ss->relay) < 0)
-        relay_lost(&rep);
-    else if (relay_reply(ss->relay, 0, &rep, ss->s->id) == 0)
+    if (relay_ask(ss->relay, &rep, ss->s->id) == 0)
         relay_final(ss->relay, &rep, ss->s->id);
     smtp_reply_backend(ss, &rep);
     if (ss->relay->broken)

@@ -286,11 +286,7 @@ static int relay_message(struct smtp_sess *ss, struct breply *rep, int reconnect
     }
     if (!r->in_data) {
         relay_cmd(r, "DATA");
-        if (relay_flush(r) < 0) {
-            relay_lost(rep);
-            return -1;
-        }
-        if (relay_reply(r, 0, rep, ss->s->id) < 0)
+        if (relay_ask(r, rep, ss->s->id) < 0)
             return -1;
         if (rep->code != 354) {
             data_refused(ss, r, rep);
